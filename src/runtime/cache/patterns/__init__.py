@@ -1,0 +1,1 @@
+"""Read and write patterns: cache-aside (``aside``) and write-through (``write``)."""
