@@ -1,0 +1,1 @@
+"""Test support: real services the tests start and always stop."""
