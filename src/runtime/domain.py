@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
+from typing import NamedTuple
 
 __all__ = [
     "AccountRisk",
@@ -84,9 +85,12 @@ class Price:
     version: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class BookLevel:
-    """One price level of a book side."""
+class BookLevel(NamedTuple):
+    """One price level of a book side.
+
+    A named tuple rather than a frozen dataclass: a snapshot builds twenty of
+    them per read, and a tuple is built in a third of the time.
+    """
 
     price: Decimal
     size: Decimal

@@ -17,6 +17,7 @@ nothing else) for bytes it cannot turn into a valid entity; encoders raise
 
 from __future__ import annotations
 
+import enum
 import itertools
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -71,7 +72,16 @@ class Absent:
 
 ABSENT: Final = Absent()
 
-_DECODE_ERRORS = (KeyError, ValueError, ArithmeticError, TypeError, AttributeError, IndexError)
+# RecursionError: json.loads of deeply nested garbage (b"[[[[...") raises it.
+_DECODE_ERRORS = (
+    KeyError,
+    ValueError,
+    ArithmeticError,
+    TypeError,
+    AttributeError,
+    IndexError,
+    RecursionError,
+)
 
 
 def _money(field: str, value: Decimal) -> str:
@@ -80,6 +90,31 @@ def _money(field: str, value: Decimal) -> str:
     if not value.is_finite():
         raise InvalidValueError(field, value, "must be finite")
     return str(value)
+
+
+def _text(field: str, value: str) -> bytes:
+    # Encoded here, not by redis-py: a lone surrogate would otherwise escape as
+    # UnicodeEncodeError from inside the client, and a non-str would be stored
+    # as its repr and come back as a different value.
+    if not isinstance(value, str):
+        raise InvalidValueError(field, value, f"must be a str, not {type(value).__name__}")
+    try:
+        return value.encode()
+    except UnicodeEncodeError:
+        raise InvalidValueError(field, value, "is not valid UTF-8 text") from None
+
+
+def _integer(field: str, value: int) -> int:
+    # bool is refused by redis-py itself; a float would be stored and never decode.
+    if type(value) is not int:
+        raise InvalidValueError(field, value, f"must be an int, not {type(value).__name__}")
+    return value
+
+
+def _member(field: str, value: enum.StrEnum, kind: type[enum.StrEnum]) -> str:
+    if type(value) is not kind:
+        raise InvalidValueError(field, value, f"must be a {kind.__name__}")
+    return value.value
 
 
 def _dec(raw: bytes) -> Decimal:
@@ -101,8 +136,8 @@ def _encode_price(value: Price) -> HashFields:
         b"b", _money("bid", value.bid),
         b"a", _money("ask", value.ask),
         b"l", _money("last", value.last),
-        b"t", value.timestamp_ns,
-        b"v", value.version,
+        b"t", _integer("timestamp_ns", value.timestamp_ns),
+        b"v", _integer("version", value.version),
     ]  # fmt: skip
 
 
@@ -111,8 +146,8 @@ def _encode_position(value: Position) -> HashFields:
         b"q", _money("quantity", value.quantity),
         b"ap", _money("average_price", value.average_price),
         b"rp", _money("realized_pnl", value.realized_pnl),
-        b"t", value.timestamp_ns,
-        b"v", value.version,
+        b"t", _integer("timestamp_ns", value.timestamp_ns),
+        b"v", _integer("version", value.version),
     ]  # fmt: skip
 
 
@@ -124,44 +159,57 @@ def _encode_risk(value: AccountRisk) -> HashFields:
         b"mx", _money("max_exposure", value.max_exposure),
         b"mo", _money("max_order_notional", value.max_order_notional),
         b"dl", _money("daily_loss_limit", value.daily_loss_limit),
-        b"t", value.timestamp_ns,
-        b"v", value.version,
+        b"t", _integer("timestamp_ns", value.timestamp_ns),
+        b"v", _integer("version", value.version),
     ]  # fmt: skip
 
 
 def _encode_order(value: Order) -> HashFields:
     price = "" if value.price is None else _money("price", value.price)
     return [
-        b"st", value.strategy_id,
-        b"sy", value.symbol,
-        b"sd", value.side.value,
-        b"ty", value.type.value,
+        b"st", _text("strategy_id", value.strategy_id),
+        b"sy", _text("symbol", value.symbol),
+        b"sd", _member("side", value.side, OrderSide),
+        b"ty", _member("type", value.type, OrderType),
         b"q", _money("quantity", value.quantity),
         b"p", price,
         b"fq", _money("filled_quantity", value.filled_quantity),
-        b"s", value.status.value,
-        b"c", value.created_ns,
-        b"u", value.updated_ns,
-        b"v", value.version,
+        b"s", _member("status", value.status, OrderStatus),
+        b"c", _integer("created_ns", value.created_ns),
+        b"u", _integer("updated_ns", value.updated_ns),
+        b"v", _integer("version", value.version),
     ]  # fmt: skip
 
 
 def _encode_strategy(value: StrategyConfig) -> HashFields:
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.parameters.items()):
+        raise InvalidValueError("parameters", value.parameters, "must map str to str")
+    # ensure_ascii (the default) escapes lone surrogates, so any str round-trips.
     parameters = json.dumps(dict(value.parameters), separators=(",", ":"), sort_keys=True)
     return [
-        b"n", value.name,
+        b"n", _text("name", value.name),
         b"e", b"1" if value.enabled else b"0",
         b"p", parameters,
-        b"v", value.version,
+        b"v", _integer("version", value.version),
     ]  # fmt: skip
 
 
 def _encode_book(value: BookSide) -> HashFields:
-    fields: HashFields = [-1, b"#%d|%d" % (value.version, value.timestamp_ns)]
+    version = _integer("version", value.version)
+    timestamp = _integer("timestamp_ns", value.timestamp_ns)
+    if type(value.side) is not Side:
+        raise InvalidValueError("side", value.side, "must be a Side")
+    fields: HashFields = [-1, b"#%d|%d" % (version, timestamp)]
     for rank, level in enumerate(value.levels):
         member = f"{_money('level price', level.price)}|{_money('level size', level.size)}"
         fields.append(rank)
         fields.append(member)
+    try:
+        # A book that the decoder would refuse must not be cached: every read
+        # of it would be a decode failure and a reload of the same book.
+        _check_order(value.side, value.levels)
+    except ValueError as exc:
+        raise InvalidValueError("levels", value.levels, str(exc)) from None
     return fields
 
 
@@ -307,16 +355,26 @@ def decode_book(key: str, parsed: ParsedKey, members: Sequence[bytes]) -> BookSi
         if not meta.startswith(_META_PREFIX):
             raise ValueError("metadata member missing")
         version, _, timestamp = meta[1:].partition(b"|")
-        levels = []
-        for member in members[1:]:
-            price, sep, size = member.partition(b"|")
-            if not sep:
-                raise ValueError("level member without '|'")
-            levels.append(BookLevel(_dec(price), _dec(size)))
         side = parsed.side
         if side is None:
             raise ValueError("not a book key")
-        _check_order(side, levels)
+        # The hot path of a snapshot: one pass that parses each member once and
+        # checks the order against the previous level (no second pairwise pass).
+        bids = side is Side.BID
+        levels = []
+        previous: Decimal | None = None
+        for member in members[1:]:
+            price_text, sep, size_text = member.decode("ascii").partition("|")
+            if not sep:
+                raise ValueError("level member without '|'")
+            price = Decimal(price_text)
+            size = Decimal(size_text)
+            if not (price.is_finite() and size.is_finite()):
+                raise ValueError("not a finite decimal")
+            if previous is not None and ((price >= previous) if bids else (price <= previous)):
+                raise ValueError("levels are not strictly best-first")
+            previous = price
+            levels.append(BookLevel(price, size))
         return BookSide(parsed.symbol or "", side, tuple(levels), _int(timestamp), _int(version))
     except _DECODE_ERRORS as exc:
         raise DecodeError(key, f"{type(exc).__name__}: {exc}") from exc

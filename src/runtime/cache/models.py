@@ -22,12 +22,14 @@ it to refuse stale sets (C7). The codecs live in :mod:`runtime.cache.codecs`.
 from __future__ import annotations
 
 import enum
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
 from types import MappingProxyType
+from typing import NoReturn
 
 from runtime.cache.exceptions import ConfigurationError, InvalidKeyError
 from runtime.domain import Side
@@ -47,9 +49,10 @@ __all__ = [
 
 MAX_IDENTIFIER_LENGTH = 64
 
-# Anything but whitespace, control characters, glob characters, braces, ':'.
+# Anything but whitespace, control characters (C0, DEL, C1), glob characters,
+# braces, ':'.
 _VALID_IDENTIFIER = re.compile(
-    r"[^\s\x00-\x1f\x7f*?\[\]\\{}:]{1,%s}" % (MAX_IDENTIFIER_LENGTH,)  # noqa: UP031
+    r"[^\s\x00-\x1f\x7f-\x9f*?\[\]\\{}:]{1,%s}" % (MAX_IDENTIFIER_LENGTH,)  # noqa: UP031
 )
 _GLOB_CHARACTERS = frozenset("*?[]\\")
 _SIDES: Mapping[str, Side] = MappingProxyType({side.value: side for side in Side})
@@ -113,7 +116,7 @@ def _why_invalid(value: object) -> str:
     if len(value) > MAX_IDENTIFIER_LENGTH:
         return f"longer than {MAX_IDENTIFIER_LENGTH} characters"
     for char in value:
-        if char.isspace() or ord(char) < 0x20 or ord(char) == 0x7F:
+        if char.isspace() or ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F:
             return "contains whitespace or a control character"
         if char in _GLOB_CHARACTERS:
             return f"contains the glob character {char!r}"
@@ -122,6 +125,12 @@ def _why_invalid(value: object) -> str:
         if char == ":":
             return "contains ':'"
     return "not allowed"  # pragma: no cover - the regex and the loop agree
+
+
+def _not_a_str(field: str, value: object) -> NoReturn:
+    # The memoised builders hash their arguments first: an unhashable value
+    # raises TypeError there, before validation could name the field.
+    raise InvalidKeyError(field, value, f"must be a str, not {type(value).__name__}")
 
 
 def _validate_side(value: object) -> Side:
@@ -160,39 +169,78 @@ class CacheKeys:
     STRATEGY = "strat:{strategy_id}"
 
     @staticmethod
-    @lru_cache(maxsize=8192)
     def price(symbol: str) -> str:
-        return f"price:{{{validate_identifier('symbol', symbol)}}}"
+        try:
+            return _price_key(symbol)
+        except TypeError:
+            _not_a_str("symbol", symbol)
 
     @staticmethod
-    @lru_cache(maxsize=8192)
     def position(symbol: str) -> str:
-        return f"pos:{{{validate_identifier('symbol', symbol)}}}"
+        try:
+            return _position_key(symbol)
+        except TypeError:
+            _not_a_str("symbol", symbol)
 
     @staticmethod
-    @lru_cache(maxsize=16384)
     def book(symbol: str, side: Side | str) -> str:
-        checked = validate_identifier("symbol", symbol)
-        return f"book:{{{checked}}}:{_validate_side(side).value}"
+        try:
+            return _book_key(symbol, side)
+        except TypeError:
+            validate_identifier("symbol", symbol)
+            _not_a_str("side", side)
 
     @staticmethod
     def risk() -> str:
         return CacheKeys.RISK
 
     @staticmethod
-    @lru_cache(maxsize=65536)
     def order(order_id: str) -> str:
-        return f"ord:{{{validate_identifier('order_id', order_id)}}}"
+        try:
+            return _order_key(order_id)
+        except TypeError:
+            _not_a_str("order_id", order_id)
 
     @staticmethod
-    @lru_cache(maxsize=1024)
     def strategy(strategy_id: str) -> str:
-        return f"strat:{{{validate_identifier('strategy_id', strategy_id)}}}"
+        try:
+            return _strategy_key(strategy_id)
+        except TypeError:
+            _not_a_str("strategy_id", strategy_id)
 
     @staticmethod
     def parse(key: str) -> ParsedKey:
         """Take a key apart; raise :class:`InvalidKeyError` (field ``key``) if it is not one."""
-        return _parse(key)
+        try:
+            return _parse(key)
+        except TypeError:
+            _not_a_str("key", key)
+
+
+@lru_cache(maxsize=8192)
+def _price_key(symbol: str) -> str:
+    return f"price:{{{validate_identifier('symbol', symbol)}}}"
+
+
+@lru_cache(maxsize=8192)
+def _position_key(symbol: str) -> str:
+    return f"pos:{{{validate_identifier('symbol', symbol)}}}"
+
+
+@lru_cache(maxsize=16384)
+def _book_key(symbol: str, side: Side | str) -> str:
+    checked = validate_identifier("symbol", symbol)
+    return f"book:{{{checked}}}:{_validate_side(side).value}"
+
+
+@lru_cache(maxsize=65536)
+def _order_key(order_id: str) -> str:
+    return f"ord:{{{validate_identifier('order_id', order_id)}}}"
+
+
+@lru_cache(maxsize=1024)
+def _strategy_key(strategy_id: str) -> str:
+    return f"strat:{{{validate_identifier('strategy_id', strategy_id)}}}"
 
 
 _ID_FIELDS: Mapping[str, tuple[Family, str]] = MappingProxyType(
@@ -207,6 +255,16 @@ _ID_FIELDS: Mapping[str, tuple[Family, str]] = MappingProxyType(
 
 @lru_cache(maxsize=65536)
 def _parse(key: str) -> ParsedKey:
+    try:
+        return _parse_checked(key)
+    except InvalidKeyError as exc:
+        if exc.field == "key":
+            raise
+        # A bad identifier inside a key is a bad key: name the key, keep the why.
+        raise InvalidKeyError("key", key, f"{exc.field} {exc.reason}") from None
+
+
+def _parse_checked(key: str) -> ParsedKey:
     if not isinstance(key, str):
         raise InvalidKeyError("key", key, f"must be a str, not {type(key).__name__}")
     if key == CacheKeys.RISK:
@@ -241,6 +299,9 @@ def to_milliseconds(name: str, value: float | timedelta) -> int:
     seconds = value.total_seconds() if isinstance(value, timedelta) else value
     if isinstance(seconds, bool) or not isinstance(seconds, int | float):
         raise ConfigurationError(f"{name} must be seconds or a timedelta, not {value!r}")
+    if not math.isfinite(seconds):
+        # round() would raise ValueError (NaN) or OverflowError (infinity).
+        raise ConfigurationError(f"{name} must be a finite duration, got {value!r}")
     milliseconds = round(seconds * 1000)
     if not milliseconds > 0:
         raise ConfigurationError(f"{name} must be at least 1 ms, got {value!r}")
