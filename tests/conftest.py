@@ -14,8 +14,15 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as redis_async
 
+from support.redis_server import (  # noqa: F401 - fixtures for every test module
+    redis_server_factory_fixture,
+    redis_server_fixture,
+)
+
 SHARED_REDIS_URL = os.environ.get("RUNTIME_CACHE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-POSTGRES_DSN = os.environ.get("RUNTIME_CACHE_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_DSN = os.environ.get(
+    "RUNTIME_CACHE_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
+)
 
 
 @pytest.fixture
