@@ -18,6 +18,13 @@ from support.redis_server import (  # noqa: F401 - fixtures for every test modul
     redis_server_factory_fixture,
     redis_server_fixture,
 )
+from support.stores import (  # noqa: F401 - fixtures for every test module
+    engine_fixture,
+    pg_schema_fixture,
+    pg_store_fixture,
+    sqlite_store_fixture,
+    store_fixture,
+)
 
 SHARED_REDIS_URL = os.environ.get("RUNTIME_CACHE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 POSTGRES_DSN = os.environ.get(
