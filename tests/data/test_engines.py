@@ -7,7 +7,6 @@ from decimal import Decimal
 
 import pytest
 
-from support import factories as f
 from runtime.data import (
     PostgresStore,
     SqliteStore,
@@ -16,6 +15,7 @@ from runtime.data import (
     StoreTransaction,
     StoreUnavailableError,
 )
+from support import factories as f
 
 
 def test_both_engines_satisfy_the_store_protocol(store: Store) -> None:

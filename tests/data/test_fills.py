@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from support import factories as f
 from runtime.data.errors import ValidationError
 from runtime.data.fills import (
     MARGIN_RATE,
@@ -19,6 +18,7 @@ from runtime.data.fills import (
     signed_quantity,
 )
 from runtime.domain import OrderSide, OrderStatus, Position
+from support import factories as f
 
 D = Decimal
 

@@ -9,7 +9,6 @@ from decimal import Decimal
 
 import pytest
 
-from support import factories as f
 from runtime.data import ConflictError, NotFoundError, Store, ValidationError
 from runtime.domain import (
     BookLevel,
@@ -21,6 +20,7 @@ from runtime.domain import (
     Side,
     StrategyConfig,
 )
+from support import factories as f
 
 D = Decimal
 TINY = D("1e-18")

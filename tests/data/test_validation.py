@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from support import factories as f
 from runtime.data import Store, StoreError, ValidationError
 from runtime.domain import BookLevel, BookSide, Side
+from support import factories as f
 
 D = Decimal
 Call = Callable[[Store], Awaitable[Any]]
