@@ -9,6 +9,7 @@
     ├── DecodeError                         cached bytes that do not decode (C4)
     ├── CircuitOpenError                    breaker OPEN / probe in flight (C12)
     ├── PoolExhaustedError                  no pooled connection within the deadline (C14)
+    ├── LoadBusyError                       the bound on concurrent store loads stayed full
     ├── CacheOutOfMemoryError               Redis answered OOM: writes degraded
     ├── CacheResponseError                  any other error reply (WRONGTYPE, ...)
     └── CacheUnavailableError               Redis itself failed: counts for the breaker
@@ -50,6 +51,7 @@ __all__ = [
     "DecodeError",
     "InvalidKeyError",
     "InvalidValueError",
+    "LoadBusyError",
     "PoolExhaustedError",
     "translate_redis_errors",
 ]
@@ -123,6 +125,14 @@ class CircuitOpenError(CacheError):
 
 class PoolExhaustedError(CacheError):
     """No pooled connection became free within the deadline (C14)."""
+
+
+class LoadBusyError(CacheError):
+    """No slot of the bound on concurrent source-of-truth loads freed up in time.
+
+    The bound keeps a Redis outage from turning into a database stampede; a
+    caller waits for a slot within its load budget, then gets this error.
+    """
 
 
 class CacheOutOfMemoryError(CacheError):
