@@ -1,8 +1,20 @@
 """runtime.cache - the Redis caching layer of the trading runtime.
 
-The public API is re-exported here; everything else is internal.
+Start with :class:`TradingCache` (typed reads, writes and the one-round-trip
+``snapshot``) over a :class:`CacheManager` and a source of truth; the patterns
+(:class:`CacheAside`, :class:`WriteThrough`), the :class:`FallbackHandler` and
+the :class:`CircuitBreaker` are public for callers who compose their own.
 """
 
+from runtime.cache.circuit_breaker import (
+    BreakerState,
+    BreakerStatistics,
+    BreakerTransition,
+    CircuitBreaker,
+    Permit,
+    is_cache_fault,
+)
+from runtime.cache.clock import Clock, ManualClock, SystemClock
 from runtime.cache.exceptions import (
     CacheClusterDownError,
     CacheConnectionError,
@@ -18,30 +30,59 @@ from runtime.cache.exceptions import (
     DecodeError,
     InvalidKeyError,
     InvalidValueError,
+    LoadBusyError,
     PoolExhaustedError,
 )
+from runtime.cache.facade import Snapshot, SourceOfTruth, TradingCache
+from runtime.cache.fallback import FallbackHandler, FallbackStatistics
+from runtime.cache.manager import CacheManager, ManagerStatus, redact_url
 from runtime.cache.models import CacheKeys, Family, FamilySpec, KeySchema, ParsedKey, RedisType
+from runtime.cache.patterns.aside import CacheAside
+from runtime.cache.patterns.write import WriteThrough
+from runtime.cache.stats import CacheStatistics, FamilyStatistics
 
 __all__ = [
+    "BreakerState",
+    "BreakerStatistics",
+    "BreakerTransition",
+    "CacheAside",
     "CacheClusterDownError",
     "CacheConnectionError",
     "CacheError",
     "CacheKeys",
     "CacheLoadingError",
+    "CacheManager",
     "CacheOutOfMemoryError",
     "CacheReadOnlyError",
     "CacheResponseError",
+    "CacheStatistics",
     "CacheTimeoutError",
     "CacheUnavailableError",
+    "CircuitBreaker",
     "CircuitOpenError",
+    "Clock",
     "ConfigurationError",
     "DecodeError",
     "Family",
     "FamilySpec",
+    "FamilyStatistics",
+    "FallbackHandler",
+    "FallbackStatistics",
     "InvalidKeyError",
     "InvalidValueError",
     "KeySchema",
+    "LoadBusyError",
+    "ManagerStatus",
+    "ManualClock",
     "ParsedKey",
+    "Permit",
     "PoolExhaustedError",
     "RedisType",
+    "Snapshot",
+    "SourceOfTruth",
+    "SystemClock",
+    "TradingCache",
+    "WriteThrough",
+    "is_cache_fault",
+    "redact_url",
 ]

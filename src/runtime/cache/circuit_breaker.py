@@ -46,7 +46,7 @@ from runtime.cache.exceptions import CacheError, CircuitOpenError, Configuration
 
 # The one redis-py -> CacheError table lives in exceptions.py; classification
 # reuses it rather than keeping a second copy.
-from runtime.cache.exceptions import _translate as _translate_redis_error
+from runtime.cache.exceptions import translate_redis_error
 
 __all__ = [
     "BreakerListener",
@@ -136,7 +136,7 @@ def is_cache_fault(exc: BaseException) -> bool:
     if isinstance(exc, TimeoutError):  # asyncio.TimeoutError is TimeoutError on 3.11
         return True
     if isinstance(exc, redis_exc.RedisError | redis_exc.RedisClusterException | OSError):
-        translated = _translate_redis_error(exc)
+        translated = translate_redis_error(exc)
         return translated is not None and translated.counts_as_fault
     return False
 

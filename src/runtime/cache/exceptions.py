@@ -53,6 +53,7 @@ __all__ = [
     "InvalidValueError",
     "LoadBusyError",
     "PoolExhaustedError",
+    "translate_redis_error",
     "translate_redis_errors",
 ]
 
@@ -177,7 +178,7 @@ def _is_pool_timeout(exc: redis_exc.ConnectionError) -> bool:
     )
 
 
-def _translate(exc: BaseException) -> CacheError | None:
+def translate_redis_error(exc: BaseException) -> CacheError | None:
     """The most specific ``CacheError`` for a redis-py or socket error, else None."""
     match exc:
         case redis_exc.BusyLoadingError():
@@ -228,7 +229,7 @@ def translate_redis_errors() -> Iterator[None]:
     except CacheError:
         raise
     except (redis_exc.RedisError, redis_exc.RedisClusterException, OSError, TimeoutError) as exc:
-        translated = _translate(exc)
+        translated = translate_redis_error(exc)
         if translated is None:  # pragma: no cover - every branch above returns
             raise
         raise translated from exc

@@ -142,6 +142,7 @@ class FallbackHandler:
         self._recovery_interval = to_milliseconds("recovery_interval", recovery_interval) / 1000
         self._load_bound = max_concurrent_loads
         self._load_slots = asyncio.Semaphore(max_concurrent_loads)
+        self._loads_in_flight = 0
         self._max_pending = max_pending
         self._pending: dict[str, tuple[Family, int]] = {}
         self._dirty_families: set[Family] = set()
@@ -229,9 +230,11 @@ class FallbackHandler:
                 f"{self._load_bound} loads in flight; none finished within "
                 f"{self._load_wait * 1000:.0f} ms"
             ) from None
+        self._loads_in_flight += 1
         try:
             return await loader()
         finally:
+            self._loads_in_flight -= 1
             self._load_slots.release()
 
     def record_fallback(self, family: Family, reason: str, seconds: float) -> None:
@@ -400,7 +403,7 @@ class FallbackHandler:
             fallbacks_by_reason=dict(self._fallbacks),
             pending_invalidations=len(self._pending),
             dirty_families=tuple(sorted(f.value for f in self._dirty_families)),
-            loads_in_flight=self._load_bound - self._load_slots._value,
+            loads_in_flight=self._loads_in_flight,
             load_bound=self._load_bound,
             recoveries=self._recoveries,
             invalidations_flushed=self._flushed,
