@@ -42,11 +42,15 @@ from redis import exceptions as redis_exc
 
 from runtime.cache import metrics
 from runtime.cache.clock import Clock, SystemClock
-from runtime.cache.exceptions import CacheError, CircuitOpenError, ConfigurationError
 
 # The one redis-py -> CacheError table lives in exceptions.py; classification
 # reuses it rather than keeping a second copy.
-from runtime.cache.exceptions import translate_redis_error
+from runtime.cache.exceptions import (
+    CacheError,
+    CircuitOpenError,
+    ConfigurationError,
+    translate_redis_error,
+)
 
 __all__ = [
     "BreakerListener",
