@@ -38,9 +38,7 @@ async def commands_served(client: Redis) -> tuple[int, int]:
     return int(stats.get("cmdstat_evalsha", {}).get("calls", 0)), total
 
 
-async def test_snapshot_hit_is_one_round_trip(
-    redis_server: RedisServer, store: Store
-) -> None:
+async def test_snapshot_hit_is_one_round_trip(redis_server: RedisServer, store: Store) -> None:
     # A Redis of our own: its command counter counts nobody else's commands.
     async with (
         CacheManager(redis_server.url, socket_timeout=1.0) as manager,
