@@ -377,6 +377,7 @@ class CircuitBreaker:
         self._listeners = listener_list
         self._tickets = itertools.count(1)
         self._state: _State = _Closed(next(self._tickets))
+        self._closed_admit: _Admit | None = None
         self._total_failures = 0
         self._total_successes = 0
         self._rejections = 0
@@ -435,6 +436,13 @@ class CircuitBreaker:
         """
         now = self._clock.monotonic()
         previous = self._state
+        if type(previous) is _Closed:
+            # The hot path: a closed breaker admits every call with the same
+            # decision; skip building a step (what _on_acquire would return).
+            admit = self._closed_admit
+            if admit is None or admit.ticket != previous.epoch:
+                admit = self._closed_admit = _Admit(is_probe=False, ticket=previous.epoch)
+            return Permit(self, admit, now)
         step, decision = _on_acquire(previous, now, self._cfg, next(self._tickets))
         if isinstance(decision, _Reject):
             self._rejections += 1
@@ -518,6 +526,18 @@ class CircuitBreaker:
         )
 
     def _record_success(self, admit: _Admit, duration: float | None, started_at: float) -> None:
+        state = self._state
+        if (
+            type(state) is _Closed
+            and state.failures == 0
+            and admit.ticket == state.epoch
+            and not admit.is_probe
+            and self._cfg.slow_call_threshold is None
+        ):
+            # The hot path: a success on a healthy closed breaker changes no
+            # state (what _on_report would return); count it and leave.
+            self._total_successes += 1
+            return
         now = self._clock.monotonic()
         took = now - started_at if duration is None else duration
         limit = self._cfg.slow_call_threshold

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from redis import exceptions as redis_exc
 from redis.asyncio import Redis
 
 from runtime.cache import metrics
@@ -51,6 +52,7 @@ from runtime.cache.exceptions import (
     ConfigurationError,
     LoadBusyError,
     PoolExhaustedError,
+    translate_redis_error,
     translate_redis_errors,
 )
 from runtime.cache.models import Family, KeySchema, fence_key, to_milliseconds
@@ -67,6 +69,11 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 _SCAN_BATCH: Final = 500
+_REDIS_ERRORS: Final = (
+    redis_exc.RedisError,
+    redis_exc.RedisClusterException,
+    OSError,
+)
 
 _REASONS: Final[tuple[tuple[type[BaseException], str], ...]] = (
     (CircuitOpenError, "open"),
@@ -195,8 +202,14 @@ class FallbackHandler:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._timeout):
-                with translate_redis_errors():
+                try:
                     result = await operation(self._manager.get_connection())
+                except _REDIS_ERRORS as exc:
+                    # translate_redis_errors() inlined: a with-block costs ~1 us here
+                    translated = translate_redis_error(exc)
+                    if translated is None:  # pragma: no cover - every redis error maps
+                        raise
+                    raise translated from exc
         except asyncio.CancelledError:
             permit.release()
             raise
