@@ -260,6 +260,30 @@ async def test_a_load_older_than_a_write_through_never_overwrites_it(
     assert latest is not None and latest.version == 2
 
 
+async def test_a_reader_after_a_write_never_joins_a_load_from_before_it(
+    cache: TradingCache, store: Store
+) -> None:
+    key = CacheKeys.price(SYMBOL)
+    await store.put_price(price(SYMBOL, "1.00"))
+    early = _PausedLoader(store)
+    first = asyncio.create_task(cache.aside.get(key, early))
+    await early.has_read.wait()  # a load of version 1 is in flight
+    assert await cache.put_price(price(SYMBOL, "2.00"))  # version 2 has returned
+    await cache.fallback.manager.get_connection().delete(key)  # as if its entry expired
+
+    async def loader() -> Price | None:
+        return await store.get_price(SYMBOL)
+
+    second = asyncio.create_task(cache.aside.get(key, loader))  # starts after the write
+    await wait_until(lambda: cache.statistics().families[Family.PRICE].misses == 2)
+    early.release.set()
+    early_value, late_value = await asyncio.gather(first, second)
+    assert early_value is not None
+    assert early_value.version == 1  # began before the write: may be older
+    assert late_value is not None
+    assert late_value.version == 2  # began after it: never older
+
+
 @pytest.mark.parametrize("known_version", [True, False])
 async def test_a_load_older_than_an_invalidation_never_overwrites_it(
     cache: TradingCache, store: Store, known_version: bool

@@ -2,7 +2,10 @@
 
 :class:`EntryStore` issues the reads (``HGETALL``, ``ZRANGE``, with ``PTTL`` when
 refresh-ahead needs it) and the guarded writes (the ``SET_IF_NOT_STALE`` script,
-C1 and C7) for both patterns, so the two cannot drift apart. It holds no state
+C1 and C7) and invalidations (``INVALIDATE``) for both patterns, so the two
+cannot drift apart. On Cluster a multi-entry write or invalidation is split per
+hash slot, one script call per slot, run concurrently (see
+:mod:`runtime.cache.topology` for what that keeps and loses). It holds no state
 but the script handles and does no error handling: callers run it through
 :meth:`FallbackHandler.execute <runtime.cache.fallback.FallbackHandler.execute>`.
 """
@@ -11,17 +14,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from redis.asyncio import Redis
+from typing import Any, Final
 
 from runtime.cache.codecs import NEGATIVE_FIELD, Absent, Entity, encode
 from runtime.cache.exceptions import InvalidValueError
+from runtime.cache.manager import RedisClient
 from runtime.cache.models import CacheKeys, Family, KeySchema, fence_key
-from runtime.cache.scripts import SET_IF_NOT_STALE
+from runtime.cache.scripts import INVALIDATE, SET_IF_NOT_STALE
+from runtime.cache.topology import gather_all, group_by_slot, invalidate_grouped, is_cluster
 from runtime.domain import AccountRisk, BookSide, Order, Position, Price, StrategyConfig
 
-__all__ = ["Entry", "EntryStore", "key_for"]
+__all__ = ["PAIR_LOAD", "Entry", "EntryStore", "key_for"]
+
+
+PAIR_LOAD: Final = "position+risk"
+"""First item of the single-flight key of a snapshot's joint position-and-risk load."""
 
 
 def key_for(value: Entity) -> str:
@@ -61,19 +68,26 @@ class EntryStore:
     ``negative_ttl_ms`` is the TTL of negative entries (``ABSENT``).
     """
 
-    __slots__ = ("_negative_ttl_ms", "_schema", "_set_script")
+    __slots__ = ("_invalidate_script", "_negative_ttl_ms", "_schema", "_set_script")
 
     def __init__(self, schema: KeySchema, *, negative_ttl_ms: int = 1_000) -> None:
         self._schema = schema
         self._negative_ttl_ms = negative_ttl_ms
         self._set_script: Any = None
+        self._invalidate_script: Any = None
 
     @property
     def schema(self) -> KeySchema:
         return self._schema
 
     async def read(
-        self, client: Redis, key: str, family: Family, *, depth: int = -1, with_ttl: bool = False
+        self,
+        client: RedisClient,
+        key: str,
+        family: Family,
+        *,
+        depth: int = -1,
+        with_ttl: bool = False,
     ) -> tuple[Any, int]:
         """One round trip: the raw entry (hash dict or zset members) and its PTTL (-3 if unread).
 
@@ -115,14 +129,51 @@ class EntryStore:
             args += payload
         return keys, args
 
-    async def write(self, client: Redis, entries: Sequence[Entry]) -> list[bool]:
+    async def write(self, client: RedisClient, entries: Sequence[Entry]) -> list[bool]:
         """Write ``entries`` in one atomic script call, each with its TTL (C1, C9).
 
         An entry whose version is below its fence is not written (C7); the
-        result tells, per entry, whether it was written.
+        result tells, per entry, whether it was written. On Cluster, entries of
+        different slots go in one script call per slot, concurrently: each slot's
+        entries are atomic, the whole is not (a failure raises after every call
+        finished; the caller invalidates, C10).
         """
-        if self._set_script is None:
-            self._set_script = client.register_script(SET_IF_NOT_STALE)
+        script = self._set_script
+        if script is None:
+            script = self._set_script = client.register_script(SET_IF_NOT_STALE)
+        if len(entries) > 1 and is_cluster(client):
+            groups = group_by_slot([entry.key for entry in entries])
+            if len(groups) > 1:
+                return await self._write_per_slot(client, script, entries, groups)
         keys, args = self._arguments(entries)
-        flags = await self._set_script(keys=keys, args=args, client=client)
+        flags = await script(keys=keys, args=args, client=client)
         return [bool(flag) for flag in flags]
+
+    async def _write_per_slot(
+        self, client: RedisClient, script: Any, entries: Sequence[Entry], groups: list[list[int]]
+    ) -> list[bool]:
+        calls = []
+        for group in groups:
+            keys, args = self._arguments([entries[i] for i in group])
+            calls.append(script(keys=keys, args=args, client=client))
+        replies = await gather_all(*calls)
+        written = [False] * len(entries)
+        for group, flags in zip(groups, replies, strict=True):
+            for index, flag in zip(group, flags, strict=True):
+                written[index] = bool(flag)
+        return written
+
+    async def invalidate(
+        self, client: RedisClient, entries: Sequence[tuple[str, Family, int]]
+    ) -> None:
+        """Delete entries and raise their fences to at least the given versions.
+
+        One script call (standalone, Sentinel), or one per slot (Cluster).
+        """
+        script = self._invalidate_script
+        if script is None:
+            script = self._invalidate_script = client.register_script(INVALIDATE)
+        items = [
+            (key, version, self._schema.fence_ttl_ms(family)) for key, family, version in entries
+        ]
+        await invalidate_grouped(client, script, items)

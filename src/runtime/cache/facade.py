@@ -4,7 +4,11 @@ Reads and writes for the six families over cache-aside and write-through, and
 :meth:`TradingCache.snapshot`, the scalp read: price, both book sides to a
 depth, the position and the account risk in ONE Redis round trip (a
 read script, atomic, so it never mixes the before and after states of one
-multi-key write), loading only the missing parts on a miss.
+multi-key write), loading only the missing parts on a miss. On Cluster the
+account risk lives in its own slot: the snapshot is then two round trips in
+parallel (the script over the symbol's four keys, which share the ``{SYM}``
+slot, and ``HGETALL`` of the risk); the symbol's parts stay one atomic read,
+the risk is read beside them.
 
 The facade talks to the source of truth through :class:`SourceOfTruth`, a
 structural protocol that ``runtime.data.Store`` satisfies; the cache never
@@ -23,19 +27,18 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Protocol, cast
 
-from redis.asyncio import Redis
-
 from runtime.cache.circuit_breaker import CircuitBreaker
 from runtime.cache.codecs import ABSENT, Entity
-from runtime.cache.entries import Entry
+from runtime.cache.entries import PAIR_LOAD, Entry
 from runtime.cache.exceptions import CacheError, InvalidValueError
 from runtime.cache.fallback import FallbackHandler, fallback_reason
-from runtime.cache.manager import CacheManager
+from runtime.cache.manager import CacheManager, RedisClient
 from runtime.cache.models import CacheKeys, Family, KeySchema, ParsedKey
 from runtime.cache.patterns.aside import CacheAside
 from runtime.cache.patterns.write import WriteThrough
 from runtime.cache.scripts import READ_SNAPSHOT
 from runtime.cache.stats import CacheStatistics, StatsRecorder
+from runtime.cache.topology import gather_all, is_cluster
 from runtime.domain import (
     AccountRisk,
     BookSide,
@@ -230,15 +233,21 @@ class TradingCache:
         if fallback.has_pending() and any(
             fallback.must_bypass(key, p.family) for key, p in zip(keys, parsed, strict=True)
         ):
-            return await self._snapshot_from_source(symbol, depth, keys, "pending_invalidation")
+            reason = fallback.bypass_reason()
+            return await self._snapshot_from_source(symbol, depth, keys, reason)
 
         read_script = self._read_snapshot
 
-        async def operation(client: Redis) -> list[Any]:
-            if read_script is None:
-                self._read_snapshot = client.register_script(READ_SNAPSHOT)
-                return await self._read_snapshot(keys=keys, args=(depth,), client=client)  # type: ignore[no-any-return]
-            return await read_script(keys=keys, args=(depth,), client=client)  # type: ignore[no-any-return]
+        async def operation(client: RedisClient) -> list[Any]:
+            script = read_script
+            if script is None:
+                script = self._read_snapshot = client.register_script(READ_SNAPSHOT)
+            if is_cluster(client):
+                parts, risk = await gather_all(
+                    script(keys=keys[:4], args=(depth,), client=client), client.hgetall(keys[4])
+                )
+                return [*parts[:4], risk]
+            return await script(keys=keys, args=(depth,), client=client)  # type: ignore[no-any-return]
 
         try:
             raw = await fallback.execute(operation)
@@ -249,7 +258,7 @@ class TradingCache:
         values: list[Any] = []
         missing: list[int] = []
         for index, (key, p, part) in enumerate(zip(keys, parsed, raw, strict=True)):
-            if p.family is not Family.BOOK:
+            if p.family is not Family.BOOK and not isinstance(part, dict):
                 part = dict(zip(part[::2], part[1::2], strict=True))
             value = aside.decode_or_drop(key, p, part)
             if value is None:
@@ -293,7 +302,7 @@ class TradingCache:
         self, symbol: str, keys: Sequence[str]
     ) -> tuple[Position | None, AccountRisk | None]:
         """Position and risk from one consistent store read, cached together."""
-        flight_key = ("position+risk", symbol)
+        flight_key = (PAIR_LOAD, symbol)
 
         async def work() -> tuple[Position | None, AccountRisk | None]:
             position, risk = await self._fallback.load(

@@ -30,13 +30,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from redis import exceptions as redis_exc
-from redis.asyncio import Redis
 
 from runtime.cache import metrics
 from runtime.cache.circuit_breaker import BreakerState, CircuitBreaker
@@ -55,11 +54,13 @@ from runtime.cache.exceptions import (
     translate_redis_error,
     translate_redis_errors,
 )
-from runtime.cache.models import Family, KeySchema, fence_key, to_milliseconds
+from runtime.cache.models import Family, KeySchema, to_milliseconds
 from runtime.cache.scripts import INVALIDATE, UNKNOWN_VERSION
+from runtime.cache.singleflight import SingleFlight
+from runtime.cache.topology import clear_matching, invalidate_grouped
 
 if TYPE_CHECKING:
-    from runtime.cache.manager import CacheManager
+    from runtime.cache.manager import CacheManager, RedisClient
 
 __all__ = ["FallbackHandler", "FallbackStatistics", "fallback_reason"]
 
@@ -157,6 +158,7 @@ class FallbackHandler:
         self._recoveries = 0
         self._flushed = 0
         self._invalidate: Any = None
+        self.loads: SingleFlight[Hashable, Any] = SingleFlight("store loads")
         self._recovery_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._closed = False
@@ -183,7 +185,7 @@ class FallbackHandler:
 
     # ------------------------------------------------------------ Redis operations
 
-    async def execute(self, operation: Callable[[Redis], Awaitable[R]]) -> R:
+    async def execute(self, operation: Callable[[RedisClient], Awaitable[R]]) -> R:
         """Run ``operation`` on the shared client under a breaker permit and the deadline.
 
         Raises :class:`CircuitOpenError` without I/O while the breaker rejects (or
@@ -263,6 +265,12 @@ class FallbackHandler:
         """True if ``key`` may hold a stale value until its invalidation has run (C10)."""
         return (key in self._pending) or (family in self._dirty_families)
 
+    def bypass_reason(self) -> str:
+        """Why a read bypasses the cache: ``open`` in an outage, else ``pending_invalidation``."""
+        if self._breaker.state is BreakerState.CLOSED:
+            return "pending_invalidation"
+        return "open"
+
     def has_pending(self) -> bool:
         return bool(self._pending or self._dirty_families)
 
@@ -292,35 +300,30 @@ class FallbackHandler:
             del self._pending[key]
             metrics.CACHE_PENDING_INVALIDATIONS.set(len(self._pending))
 
-    async def invalidate(self, client: Redis, entries: Iterable[tuple[str, Family, int]]) -> None:
-        """Delete entries and raise their fences, in one script call (one slot) or a pipeline."""
-        keys: list[str] = []
-        args: list[int] = []
-        for key, family, version in entries:
-            keys += (key, fence_key(key))
-            args += (version, self._schema.fence_ttl_ms(family))
-        if keys:
-            await self._script(client)(keys=keys, args=args)
+    async def invalidate(
+        self, client: RedisClient, entries: Iterable[tuple[str, Family, int]]
+    ) -> None:
+        """Delete entries and raise their fences: one script call per slot."""
+        items = [
+            (key, version, self._schema.fence_ttl_ms(family)) for key, family, version in entries
+        ]
+        await invalidate_grouped(client, self._script(client), items)
 
-    def _script(self, client: Redis) -> Any:
+    def _script(self, client: RedisClient) -> Any:
         if self._invalidate is None:
             self._invalidate = client.register_script(INVALIDATE)
         return self._invalidate
 
-    async def _flush_pending(self, client: Redis) -> None:
+    async def _flush_pending(self, client: RedisClient) -> None:
         with translate_redis_errors():
             pending = list(self._pending.items())
             for start in range(0, len(pending), _SCAN_BATCH):
                 batch = pending[start : start + _SCAN_BATCH]
-                pipe = client.pipeline(transaction=False)
-                script = self._script(client)
-                for key, (family, version) in batch:
-                    await script(
-                        keys=[key, fence_key(key)],
-                        args=[version, self._schema.fence_ttl_ms(family)],
-                        client=pipe,
-                    )
-                await pipe.execute()
+                await invalidate_grouped(
+                    client,
+                    self._script(client),
+                    [(key, version, self._schema.fence_ttl_ms(f)) for key, (f, version) in batch],
+                )
                 for key, (family, version) in batch:
                     metrics.CACHE_INVALIDATIONS.labels(family.value, "recovery").inc()
                     self.forget_invalidation(key, version)
@@ -329,16 +332,8 @@ class FallbackHandler:
                 await self._clear_family(client, family)
                 self._dirty_families.discard(family)
 
-    async def _clear_family(self, client: Redis, family: Family) -> None:
-        removed = 0
-        batch: list[bytes] = []
-        async for key in client.scan_iter(match=f"{family.value}:*", count=_SCAN_BATCH):
-            batch.append(key)
-            if len(batch) >= _SCAN_BATCH:
-                removed += await client.unlink(*batch)
-                batch.clear()
-        if batch:
-            removed += await client.unlink(*batch)
+    async def _clear_family(self, client: RedisClient, family: Family) -> None:
+        removed = await clear_matching(client, f"{family.value}:*", _SCAN_BATCH)
         metrics.CACHE_INVALIDATIONS.labels(family.value, "recovery_family").inc(removed)
         _log.warning("recovery cleared family %s: %d keys unlinked", family.value, removed)
 

@@ -1,5 +1,26 @@
 """``CacheManager``: one Redis connection pool, a bounded retry policy, health and status.
 
+Three topologies, chosen by the URL (or the :meth:`CacheManager.sentinel` and
+:meth:`CacheManager.cluster` builders); redis-py's own clients do the topology
+work, never a home-made layer:
+
+- standalone: ``redis://[user:password@]host:port/db``, ``rediss://...``,
+  ``unix://path?db=N``; :meth:`~CacheManager.get_connection` gives a
+  ``redis.asyncio.Redis``.
+- Sentinel: ``redis+sentinel://[user:password@]host:port,host:port/service[/db]``
+  (sentinel addresses, default port 26379; the password is the data nodes').
+  The client is redis-py's ``Sentinel.master_for`` ``Redis``: every new
+  connection asks the sentinels for the current primary, so the layer follows
+  a failover without a restart; a demoted primary's ``READONLY`` drops the
+  connection. While no primary is known, commands fail fast with a connection
+  error, which the fallback turns into a store read (C11).
+- Cluster: ``redis+cluster://[user:password@]host:port,host:port`` (startup
+  nodes); the client is ``redis.asyncio.RedisCluster``, which follows
+  ``MOVED``/``ASK`` and retries ``TRYAGAIN``; ``CLUSTERDOWN`` and lost
+  primaries become cache faults. ``pool_size`` bounds the connections *per
+  node*, and a node without a free connection fails at once
+  (``MaxConnectionsError`` -> ``PoolExhaustedError``) instead of waiting.
+
 Contract:
 
 - one shared redis-py ``BlockingConnectionPool`` of ``pool_size`` connections;
@@ -13,8 +34,9 @@ Contract:
   modelled worst case of one command, for the fallback layer's deadline.
   Every retry is counted in ``REDIS_RETRIES``.
 - :meth:`CacheManager.health_check` pings on a dedicated connection (not from
-  the request pool) within ``health_check_timeout``, never raises (except
-  cancellation), logs one line and notifies listeners on each change of health.
+  the request pool; in Cluster, every primary) within ``health_check_timeout``,
+  never raises (except cancellation), logs one line and notifies listeners on
+  each change of health.
 - the password never appears in repr, status, logs or errors raised here.
 - :meth:`CacheManager.close` (or leaving ``async with``) stops the monitor
   task and disconnects every connection; nothing outlives it (C15).
@@ -26,14 +48,15 @@ import asyncio
 import logging
 import math
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Final, TypeVar, cast
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import Any, Final, TypeAlias, TypeVar, cast
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import redis.asyncio as redis_async
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import (
     BlockingConnectionPool,
     ConnectionPool,
@@ -41,6 +64,7 @@ from redis.asyncio.connection import (
     UnixDomainSocketConnection,
 )
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import AbstractBackoff, EqualJitterBackoff, NoBackoff
 
 from runtime.cache.clock import Clock, SystemClock
@@ -59,6 +83,7 @@ __all__ = [
     "CacheManager",
     "HealthListener",
     "ManagerStatus",
+    "RedisClient",
     "redact_url",
 ]
 
@@ -68,10 +93,17 @@ MAX_CALL_DURATION_LIMIT: Final = 10.0
 """Configurations whose ``max_call_duration`` exceeds this many seconds are rejected."""
 
 _SCHEMES: Final = frozenset({"redis", "rediss", "unix"})
+_SENTINEL: Final = "redis+sentinel"
+_CLUSTER: Final = "redis+cluster"
 _CERT_REQS: Final = frozenset({"none", "optional", "required"})
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:@/]*)(:[^@/]*)?@")
 
 _T = TypeVar("_T")
+
+RedisClient: TypeAlias = redis_async.Redis | RedisCluster
+"""What :meth:`CacheManager.get_connection` returns: ``Redis`` (standalone and
+Sentinel) or ``RedisCluster``. Code that needs one of them checks with
+``isinstance``."""
 
 
 def _utc_now() -> datetime:
@@ -94,6 +126,10 @@ class ManagerStatus:
     connections_idle: int
     server_version: str | None
     role: str | None
+    topology: str = "standalone"
+    """``standalone``, ``sentinel`` or ``cluster``."""
+    primaries: tuple[str, ...] = ()
+    """``host:port`` of the primary (primaries, in Cluster) last known to the client."""
 
 
 HealthListener = Callable[[ManagerStatus], object]
@@ -174,6 +210,115 @@ def _url_kwargs(url: str) -> dict[str, Any]:
     return kwargs
 
 
+@dataclass(frozen=True, slots=True)
+class _Topology:
+    """A parsed ``redis+sentinel://`` or ``redis+cluster://`` URL."""
+
+    kind: str  # "sentinel" or "cluster"
+    nodes: tuple[tuple[str, int], ...]
+    service: str | None
+    kwargs: dict[str, Any]  # username, password, db
+
+
+def _topology_of(url: str) -> _Topology | None:
+    """The topology of a Sentinel or Cluster URL; None for a standalone URL.
+
+    Only ``db`` is accepted in the query string (Sentinel; Cluster has db 0 only).
+    """
+    if not isinstance(url, str):
+        raise ConfigurationError(f"redis_url must be a str, got {type(url).__name__}")
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in (_SENTINEL, _CLUSTER):
+        return None
+    kind = "sentinel" if scheme.lower() == _SENTINEL else "cluster"
+    shown = redact_url(url)
+    rest, _, query_text = rest.partition("?")
+    netloc, _, path = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    kwargs: dict[str, Any] = {}
+    if at:
+        user, colon, password = userinfo.partition(":")
+        if user:
+            kwargs["username"] = unquote(user)
+        if colon and password:
+            kwargs["password"] = unquote(password)
+    default_port = 26379 if kind == "sentinel" else 6379
+    nodes: list[tuple[str, int]] = []
+    for item in hosts.split(","):
+        try:
+            parts = urlsplit(f"//{item}")
+            port = parts.port
+        except ValueError as exc:
+            raise ConfigurationError(f"redis_url is malformed ({exc}): {shown}") from None
+        if not parts.hostname or parts.username is not None or parts.path:
+            raise ConfigurationError(f"redis_url has an empty or bad address {item!r}: {shown}")
+        nodes.append((parts.hostname, default_port if port is None else port))
+    query = parse_qs(query_text, keep_blank_values=True)
+    allowed = {"db"} if kind == "sentinel" else set()
+    unknown = sorted(set(query) - allowed)
+    if unknown:
+        raise ConfigurationError(f"redis_url query options not accepted: {', '.join(unknown)}")
+    segments = [unquote(part) for part in path.split("/") if part]
+    service: str | None = None
+    if kind == "sentinel":
+        if not segments or len(segments) > 2:
+            raise ConfigurationError(
+                f"redis+sentinel:// needs /service_name[/db] after the addresses: {shown}"
+            )
+        service = segments[0]
+        if any(c.isspace() for c in service):
+            raise ConfigurationError(f"redis_url service name has spaces: {shown}")
+        db_text = segments[1] if len(segments) == 2 else ""
+        if db_text and "db" in query and query["db"][0] != db_text:
+            raise ConfigurationError(f"redis_url gives two databases: {shown}")
+        db_text = db_text or (query["db"][0] if "db" in query else "")
+        if db_text:
+            if not db_text.isdigit():
+                raise ConfigurationError(f"redis_url db must be a non-negative integer: {shown}")
+            kwargs["db"] = int(db_text)
+    elif segments and segments != ["0"]:
+        raise ConfigurationError(f"redis+cluster:// has database 0 only: {shown}")
+    return _Topology(kind, tuple(nodes), service, kwargs)
+
+
+def _node_list(option: str, nodes: Sequence[tuple[str, int]]) -> str:
+    if isinstance(nodes, str) or not nodes:
+        raise ConfigurationError(f"{option} must be a non-empty sequence of (host, port)")
+    items = []
+    for node in nodes:
+        host, port = node
+        if not isinstance(host, str) or not host or isinstance(port, bool):
+            raise ConfigurationError(f"{option}: bad address {node!r}")
+        _int(f"{option} port", port, 1, 65535)
+        items.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    return ",".join(items)
+
+
+def _userinfo(username: str | None, password: str | None) -> str:
+    if username is None and password is None:
+        return ""
+    user = quote(username or "", safe="")
+    return f"{user}:{quote(password, safe='')}@" if password is not None else f"{user}@"
+
+
+class _BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+    """redis-py's Sentinel pool with the blocking, bounded checkout of ``BlockingConnectionPool``.
+
+    The MRO puts the Sentinel address logic over the blocking checkout: the
+    pool never opens more than ``max_connections`` and a caller waits at most
+    ``timeout`` for one (C14).
+    """
+
+
+def _one_info(reply: Any) -> dict[str, Any]:
+    """An ``INFO`` reply of one cluster node: redis-py may key it by node name."""
+    if isinstance(reply, dict) and reply and "redis_version" not in reply:
+        first = next(iter(reply.values()))
+        if isinstance(first, dict) and ("redis_version" in first or "role" in first):
+            return first
+    return reply if isinstance(reply, dict) else {}
+
+
 class _CountingRetry(Retry):
     """redis-py's asyncio ``Retry`` that counts each retry in ``REDIS_RETRIES``.
 
@@ -229,7 +374,8 @@ class CacheManager:
         clock: Clock | None = None,
         wall_clock: Callable[[], datetime] = _utc_now,
     ) -> None:
-        url_kwargs = _url_kwargs(redis_url)
+        topology = _topology_of(redis_url)
+        url_kwargs = _url_kwargs(redis_url) if topology is None else dict(topology.kwargs)
         self._password: str | None = url_kwargs.get("password")
         self._url = redact_url(redis_url)
         self._pool_size = _int("pool_size", pool_size, 1, 10_000)
@@ -285,31 +431,93 @@ class CacheManager:
             common |= {"ssl_cert_reqs": ssl_cert_reqs} | {
                 k: v for k, v in ssl_files.items() if v is not None
             }
-        self._pool = BlockingConnectionPool(
-            max_connections=self._pool_size,
-            timeout=self._pool_timeout,
-            socket_timeout=self._socket_timeout,
-            client_name=client_name,
-            retry=_CountingRetry(
-                EqualJitterBackoff(cap=self._backoff_cap, base=self._backoff_base),
-                self._retries,
-                manager=name,
-            ),
-            **common,
+        retry = _CountingRetry(
+            EqualJitterBackoff(cap=self._backoff_cap, base=self._backoff_base),
+            self._retries,
+            manager=name,
         )
-        self._client: redis_async.Redis | None = redis_async.Redis(connection_pool=self._pool)
-        # The health connection is private: a saturated request pool must not
-        # make the server look dead, and checks must not take request connections.
-        self._health_pool = ConnectionPool(
-            max_connections=1,
-            socket_timeout=self._health_timeout,
-            client_name=f"{client_name}-health",
-            retry=Retry(NoBackoff(), 0),
-            **common,
-        )
-        self._health_client = redis_async.Redis(
-            connection_pool=self._health_pool, single_connection_client=True
-        )
+        self._topology = "standalone" if topology is None else topology.kind
+        self._sentinel: Sentinel | None = None
+        self._cluster: RedisCluster | None = None
+        self._health_cluster: RedisCluster | None = None
+        self._client: RedisClient | None
+        if topology is None:
+            self._pool: ConnectionPool = BlockingConnectionPool(
+                max_connections=self._pool_size,
+                timeout=self._pool_timeout,
+                socket_timeout=self._socket_timeout,
+                client_name=client_name,
+                retry=retry,
+                **common,
+            )
+            self._client = redis_async.Redis(connection_pool=self._pool)
+            # The health connection is private: a saturated request pool must not
+            # make the server look dead, and checks must not take request connections.
+            self._health_pool = ConnectionPool(
+                max_connections=1,
+                socket_timeout=self._health_timeout,
+                client_name=f"{client_name}-health",
+                retry=Retry(NoBackoff(), 0),
+                **common,
+            )
+            self._health_client = redis_async.Redis(
+                connection_pool=self._health_pool, single_connection_client=True
+            )
+        elif topology.kind == "sentinel":
+            assert topology.service is not None
+            # Sentinel queries fail fast: a dead sentinel must not stall discovery.
+            self._sentinel = Sentinel(  # type: ignore[no-untyped-call]
+                list(topology.nodes),
+                sentinel_kwargs={
+                    "socket_timeout": self._socket_timeout,
+                    "socket_connect_timeout": self._connect_timeout,
+                    "retry": Retry(NoBackoff(), 0),
+                },
+            )
+            sentinel_client: redis_async.Redis = self._sentinel.master_for(
+                topology.service,
+                connection_pool_class=_BlockingSentinelPool,
+                max_connections=self._pool_size,
+                timeout=self._pool_timeout,
+                socket_timeout=self._socket_timeout,
+                client_name=client_name,
+                retry=retry,
+                **common,
+            )
+            self._client = sentinel_client
+            self._pool = sentinel_client.connection_pool
+            self._health_client = self._sentinel.master_for(
+                topology.service,
+                max_connections=1,
+                socket_timeout=self._health_timeout,
+                client_name=f"{client_name}-health",
+                retry=Retry(NoBackoff(), 0),
+                **common,
+            )
+            self._health_pool = self._health_client.connection_pool
+        else:
+            cluster_common = {k: v for k, v in common.items() if k != "db"}
+            self._cluster = RedisCluster(
+                startup_nodes=[ClusterNode(host, port) for host, port in topology.nodes],
+                max_connections=self._pool_size,
+                socket_timeout=self._socket_timeout,
+                client_name=client_name,
+                retry=retry,
+                **cluster_common,
+            )
+            self._client = self._cluster
+            self._health_cluster = RedisCluster(
+                startup_nodes=[ClusterNode(host, port) for host, port in topology.nodes],
+                max_connections=1,
+                socket_timeout=self._health_timeout,
+                client_name=f"{client_name}-health",
+                retry=Retry(NoBackoff(), 0),
+                **cluster_common,
+            )
+            # Unused placeholders keep the standalone attributes typed as non-optional.
+            self._pool = ConnectionPool(max_connections=1)
+            self._health_pool = ConnectionPool(max_connections=1)
+            self._health_client = redis_async.Redis(connection_pool=self._health_pool)
         self._health_lock = asyncio.Lock()
         self._healthy: bool | None = None  # None: never checked
         self._healthy_event = asyncio.Event()
@@ -330,7 +538,55 @@ class CacheManager:
         self._m_healthy.set(0)
         self._m_failures.set(0)
 
+    # -- other topologies ---------------------------------------------------
+
+    @classmethod
+    def sentinel(
+        cls,
+        sentinels: Sequence[tuple[str, int]],
+        service_name: str,
+        *,
+        db: int = 0,
+        username: str | None = None,
+        password: str | None = None,
+        **options: Any,
+    ) -> CacheManager:
+        """A manager of the primary that ``sentinels`` know as ``service_name``.
+
+        Same as ``CacheManager("redis+sentinel://host:port,.../service_name/db")``;
+        ``options`` are the constructor's keyword options.
+        """
+        if not isinstance(service_name, str) or not service_name or "/" in service_name:
+            raise ConfigurationError("service_name must be a non-empty string without '/'")
+        _int("db", db, 0, 1_000_000)
+        url = (
+            f"{_SENTINEL}://{_userinfo(username, password)}{_node_list('sentinels', sentinels)}"
+            f"/{quote(service_name, safe='')}/{db}"
+        )
+        return cls(url, **options)
+
+    @classmethod
+    def cluster(
+        cls,
+        startup_nodes: Sequence[tuple[str, int]],
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        **options: Any,
+    ) -> CacheManager:
+        """A manager of the Redis Cluster reachable through ``startup_nodes``.
+
+        Same as ``CacheManager("redis+cluster://host:port,host:port")``.
+        """
+        nodes = _node_list("startup_nodes", startup_nodes)
+        return cls(f"{_CLUSTER}://{_userinfo(username, password)}{nodes}", **options)
+
     # -- configuration facts ------------------------------------------------
+
+    @property
+    def topology(self) -> str:
+        """``standalone``, ``sentinel`` or ``cluster``."""
+        return self._topology
 
     @property
     def name(self) -> str:
@@ -366,8 +622,10 @@ class CacheManager:
 
     # -- the request path ---------------------------------------------------
 
-    def get_connection(self) -> redis_async.Redis:
+    def get_connection(self) -> RedisClient:
         """The one client bound to the shared pool (the same object every call).
+
+        ``redis.asyncio.Redis`` for standalone and Sentinel, ``RedisCluster`` for Cluster.
 
         Raises ``CacheConnectionError`` after :meth:`close`.
         """
@@ -395,7 +653,10 @@ class CacheManager:
             with _translate_redis_errors():
                 async with asyncio.timeout(self._health_timeout):
                     async with self._health_lock:
-                        await self._health_client.ping()
+                        if self._health_cluster is not None:
+                            await self._health_cluster.ping(target_nodes=RedisCluster.PRIMARIES)
+                        else:
+                            await self._health_client.ping()
                         latency = self._clock.monotonic() - started
                         if self._healthy is not True:
                             info = await self._server_info()
@@ -407,8 +668,16 @@ class CacheManager:
         return True
 
     async def _server_info(self) -> tuple[str | None, str | None]:
-        server = await self._health_client.info("server")
-        replication = await self._health_client.info("replication")
+        if self._health_cluster is not None:
+            # One primary speaks for the cluster (all run the same version).
+            node = self._health_cluster.get_primaries()[0]
+            server = _one_info(await self._health_cluster.info("server", target_nodes=node))
+            replication = _one_info(
+                await self._health_cluster.info("replication", target_nodes=node)
+            )
+        else:
+            server = await self._health_client.info("server")
+            replication = await self._health_client.info("replication")
         version, role = server.get("redis_version"), replication.get("role")
         return (
             None if version is None else str(version),
@@ -417,9 +686,14 @@ class CacheManager:
 
     async def _discard_health_connection(self) -> None:
         # A timed-out or broken connection may hold a late reply; reconnect next time.
+        if self._health_cluster is not None:
+            await self._health_cluster.aclose()  # also re-reads the topology next time
+            return
         connection = self._health_client.connection
         if connection is not None:
             await connection.disconnect(nowait=True)
+        elif self._topology == "sentinel":
+            await self._health_pool.disconnect()
 
     def _record_success(self, latency: float, info: tuple[str | None, str | None] | None) -> None:
         self._latency = latency
@@ -514,6 +788,12 @@ class CacheManager:
 
     def _pool_counts(self) -> tuple[int, int]:
         # redis-py keeps disconnected idle connections in its free list; count live ones.
+        if self._cluster is not None:
+            in_use = idle = 0
+            for node in self._cluster.get_nodes():
+                in_use += len(node._connections) - len(node._free)
+                idle += sum(1 for c in node._free if c.is_connected)
+            return in_use, idle
         in_use = len(self._pool._in_use_connections)
         idle = sum(1 for c in self._pool._available_connections if c.is_connected)
         return in_use, idle
@@ -540,14 +820,28 @@ class CacheManager:
             connections_idle=idle,
             server_version=self._server_version,
             role=self._role,
+            topology=self._topology,
+            primaries=self._primaries(),
         )
+
+    def _primaries(self) -> tuple[str, ...]:
+        if self._cluster is not None:
+            return tuple(sorted(node.name for node in self._cluster.get_primaries()))
+        if isinstance(self._pool, SentinelConnectionPool):
+            address = self._pool.master_address
+            return () if address is None else (f"{address[0]}:{address[1]}",)
+        kwargs = self._pool.connection_kwargs
+        if "path" in kwargs:
+            return (str(kwargs["path"]),)
+        return (f"{kwargs.get('host')}:{kwargs.get('port')}",)
 
     def __repr__(self) -> str:
         in_use, idle = self._pool_counts()
         health = {None: "unchecked", True: "healthy", False: "unhealthy"}[self._healthy]
         state = "closed" if self._closed else health
         return (
-            f"<CacheManager {self._name!r} {self._url} pool={in_use} in use/{idle} idle"
+            f"<CacheManager {self._name!r} {self._url} {self._topology}"
+            f" pool={in_use} in use/{idle} idle"
             f"/{self._pool_size} max {state} failures={self._failures}>"
         )
 
@@ -572,6 +866,15 @@ class CacheManager:
                 current = asyncio.current_task()
                 if current is not None and current.cancelling():
                     raise
+        if self._cluster is not None and self._health_cluster is not None:
+            try:
+                await self._cluster.aclose()
+                await self._health_cluster.aclose()
+                await self._health_client.aclose()
+            finally:
+                self._m_in_use.set(0)
+                self._m_idle.set(0)
+            return
         # No new connections from now on, even for clients kept past close():
         # with no free connection and a limit of 0, the pool can only time out.
         self._pool.max_connections = 0
@@ -582,6 +885,8 @@ class CacheManager:
             await self._pool.disconnect()  # the in-use ones
             await self._health_client.aclose()
             await self._health_pool.disconnect()
+            if self._sentinel is not None:
+                await self._sentinel.aclose()
         finally:
             self._m_in_use.set(0)
             self._m_idle.set(0)

@@ -22,9 +22,11 @@ loopback it costs less than the same five commands pipelined, and unlike a
 plain pipeline no write can land between its reads.
 
 The write scripts take any number of entries (a fill writes ``ord``, ``pos`` and
-``risk`` in one script call: C9) and every value is written with its TTL in the
+``risk`` in one script call: C9; in Cluster, one call per slot, see
+:mod:`runtime.cache.topology`) and every value is written with its TTL in the
 same step (C1). They are loaded once and called by SHA; redis-py's script objects
-reload them on NOSCRIPT.
+reload them on NOSCRIPT (a promoted replica, a new cluster node: in Cluster
+``SCRIPT LOAD`` goes to every primary).
 """
 
 from __future__ import annotations
@@ -83,14 +85,18 @@ return #KEYS / 2
 """
 
 READ_SNAPSHOT: Final = """#!lua flags=no-writes
--- KEYS: price, book bid, book ask, position, risk; ARGV: depth (last ZRANGE index)
+-- KEYS: price, book bid, book ask, position[, risk]; ARGV: depth (last ZRANGE index)
 -- One atomic read of a symbol's scalp state: it cannot interleave with a
 -- multi-key write, so it never mixes the before and after of one fill.
+-- In Cluster the risk key lives in another slot: it is left out (4 keys) and
+-- read beside the script; the fifth element is then an empty list.
+local risk = {}
+if #KEYS >= 5 then risk = redis.call('HGETALL', KEYS[5]) end
 return {
   redis.call('HGETALL', KEYS[1]),
   redis.call('ZRANGE', KEYS[2], 0, ARGV[1]),
   redis.call('ZRANGE', KEYS[3], 0, ARGV[1]),
   redis.call('HGETALL', KEYS[4]),
-  redis.call('HGETALL', KEYS[5]),
+  risk,
 }
 """

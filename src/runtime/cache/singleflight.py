@@ -88,6 +88,20 @@ class SingleFlight(Generic[K, T]):
         task.add_done_callback(self._log_background_error)
         return True
 
+    def detach(self, key: K) -> None:
+        """Let later callers for ``key`` start new work instead of joining the running one.
+
+        Callers already waiting keep the running work's result. A write calls
+        this once it has committed, so no reader that starts after the write
+        returns can be handed a value loaded before it.
+        """
+        self._flights.pop(key, None)
+
+    def detach_where(self, predicate: Callable[[K], bool]) -> None:
+        """:meth:`detach` every key in flight for which ``predicate(key)`` holds."""
+        for key in [key for key in self._flights if predicate(key)]:
+            del self._flights[key]
+
     def _forget(self, key: K, flight: _Flight[T]) -> None:
         if self._flights.get(key) is flight:
             del self._flights[key]

@@ -28,8 +28,6 @@ from collections.abc import Awaitable, Callable, Hashable, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar, cast
 
-from redis.asyncio import Redis
-
 from runtime.cache.codecs import ABSENT, Absent, Entity, decode_book, decode_hash, family_of
 from runtime.cache.entries import Entry, EntryStore
 from runtime.cache.exceptions import (
@@ -40,6 +38,7 @@ from runtime.cache.exceptions import (
     InvalidValueError,
 )
 from runtime.cache.fallback import FallbackHandler, fallback_reason
+from runtime.cache.manager import RedisClient
 from runtime.cache.models import CacheKeys, Family, ParsedKey, to_milliseconds
 from runtime.cache.singleflight import SingleFlight
 from runtime.cache.stats import StatsRecorder
@@ -86,7 +85,8 @@ class CacheAside:
         negative_ms = to_milliseconds("negative_ttl", negative_ttl) if negative_ttl else 1_000
         self._entries = entries or EntryStore(self._schema, negative_ttl_ms=negative_ms)
         self._stats = stats or StatsRecorder()
-        self._flights: SingleFlight[Hashable, Any] = SingleFlight("cache-aside loads")
+        # Shared with the writes, which detach a key's loads once they commit.
+        self._flights: SingleFlight[Hashable, Any] = fallback.loads
         self._refresh_ms: dict[Family, int] = {}
         for name, fraction in (refresh_ahead or {}).items():
             try:
@@ -135,14 +135,13 @@ class CacheAside:
         """:meth:`get` for a parsed key; ``depth`` limits a book side's levels."""
         family = parsed.family
         if self._fallback.must_bypass(key, family):
-            return await self.fallback_read(
-                key, family, loader, "pending_invalidation", depth=depth
-            )
+            reason = self._fallback.bypass_reason()
+            return await self.fallback_read(key, family, loader, reason, depth=depth)
         refresh_ms = self._refresh_ms.get(family)
         entries = self._entries
         with_ttl = refresh_ms is not None
 
-        async def operation(client: Redis) -> tuple[Any, int]:
+        async def operation(client: RedisClient) -> tuple[Any, int]:
             return await entries.read(client, key, family, depth=depth, with_ttl=with_ttl)
 
         try:
@@ -222,7 +221,7 @@ class CacheAside:
         """Write loaded entries, fenced by version; cache faults are logged, not raised."""
         entries = self._entries
 
-        async def operation(client: Redis) -> list[bool]:
+        async def operation(client: RedisClient) -> list[bool]:
             return await entries.write(client, batch)
 
         try:

@@ -13,7 +13,11 @@ version, in one atomic fenced step. So:
   is remembered and invalidated before the cache serves the key again (C10);
 - a multi-key write (:meth:`WriteThrough.write_all`, e.g. an order fill of
   ``ord``, ``pos`` and ``risk``) is one transaction in the store and one script
-  call in Redis (C9).
+  call in Redis (C9). On Cluster those three keys live in three slots: one
+  script call per slot, concurrently; each entry is still fenced and written
+  with its TTL, and if any slot's call fails every key of the write is
+  invalidated (C10), but a reader may briefly see one slot updated before
+  another (no cross-slot atomicity exists in Cluster).
 """
 
 from __future__ import annotations
@@ -23,13 +27,12 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from redis.asyncio import Redis
-
 from runtime.cache.codecs import Entity, family_of
-from runtime.cache.entries import Entry, EntryStore, key_for
+from runtime.cache.entries import PAIR_LOAD, Entry, EntryStore, key_for
 from runtime.cache.exceptions import CacheError, CircuitOpenError, InvalidValueError
 from runtime.cache.fallback import FallbackHandler
-from runtime.cache.models import CacheKeys
+from runtime.cache.manager import RedisClient
+from runtime.cache.models import CacheKeys, Family
 from runtime.cache.scripts import UNKNOWN_VERSION
 from runtime.cache.stats import StatsRecorder
 
@@ -100,9 +103,23 @@ class WriteThrough:
         batch = [Entry(key_for(value), family_of(value), value) for value in values]
         for entry in batch:
             self._stats.add(entry.family, "writes")
+        try:
+            await self._cache_batch(batch)
+        finally:
+            self._detach_loads([(entry.key, entry.family) for entry in batch])
+
+    def _detach_loads(self, written: Sequence[tuple[str, Family]]) -> None:
+        """Readers arriving after this write must not join a load that began before it."""
+        loads = self._fallback.loads
+        for key, _ in written:
+            loads.detach(key)
+        if any(family in (Family.POSITION, Family.RISK) for _, family in written):
+            loads.detach_where(lambda key: isinstance(key, tuple) and key[0] == PAIR_LOAD)
+
+    async def _cache_batch(self, batch: list[Entry]) -> None:
         entries = self._entries
 
-        async def operation(client: Redis) -> list[bool]:
+        async def operation(client: RedisClient) -> list[bool]:
             return await entries.write(client, batch)
 
         try:
@@ -132,10 +149,11 @@ class WriteThrough:
         """
         parsed = CacheKeys.parse(key)
         fallback = self._fallback
+        entries = self._entries
         known = version if version is not None else UNKNOWN_VERSION
 
-        async def operation(client: Redis) -> None:
-            await fallback.invalidate(client, [(key, parsed.family, known)])
+        async def operation(client: RedisClient) -> None:
+            await entries.invalidate(client, [(key, parsed.family, known)])
 
         try:
             await fallback.execute(operation)
@@ -143,13 +161,16 @@ class WriteThrough:
             _log.warning("invalidation of %s failed (%r); remembered for recovery", key, exc)
             fallback.remember_invalidation(key, parsed.family, version)
             return False
+        finally:
+            self._detach_loads([(key, parsed.family)])
         return True
 
     async def invalidate_entries(self, batch: Sequence[Entry]) -> None:
         fallback = self._fallback
+        entries = self._entries
 
-        async def operation(client: Redis) -> None:
-            await fallback.invalidate(
+        async def operation(client: RedisClient) -> None:
+            await entries.invalidate(
                 client, [(entry.key, entry.family, entry.version) for entry in batch]
             )
 
