@@ -13,12 +13,14 @@ from typing import Any
 from redis.asyncio import Redis
 
 from runtime.cache.facade import TradingCache
+from runtime.cache.fallback import FallbackHandler
 from runtime.cache.manager import CacheManager
 from runtime.cache.models import CacheKeys, Family
 from runtime.data import Store
 from runtime.domain import OrderSide, Side
 from support.factories import book, order, position, price, risk
 from support.redis_server import RedisServer
+from support.waiting import wait_until
 
 SYMBOL = "SYM001"
 
@@ -220,3 +222,28 @@ async def test_randomized_reads_never_return_a_version_older_than_a_completed_wr
     assert len(reads) > 2_000
     total = cache.statistics().total
     assert total.hits > 0 and total.stale_sets_rejected >= 0
+
+
+async def test_snapshot_refreshes_price_and_book_ahead_of_expiry(
+    fallback: FallbackHandler, store: Store
+) -> None:
+    await seed_symbol(store)
+    async with TradingCache(
+        fallback.manager, store, fallback=fallback, refresh_ahead={"price": 0.5, "book": 0.5}
+    ) as cache:
+        first = await cache.snapshot(SYMBOL)
+        assert first.price is not None
+        await store.put_price(price(SYMBOL, "250.00"))  # the store moves on behind the cache
+        client = fallback.manager.get_connection()
+        await client.pexpire(CacheKeys.price(SYMBOL), 20)  # in the last half of its 100 ms
+        await client.pexpire(CacheKeys.book(SYMBOL, Side.BID), 60_000)  # far from expiry
+        cache.reset_statistics()
+        served = await cache.snapshot(SYMBOL)
+        assert served.price == first.price  # the cached value, at once
+        await wait_until(lambda: cache.statistics().families[Family.PRICE].loads == 1)
+        stats = cache.statistics().families
+        assert stats[Family.PRICE].refreshes == 1
+        assert stats[Family.BOOK].refreshes == 0  # only what was near expiry
+        refreshed = await cache.price(SYMBOL)
+        assert refreshed is not None
+        assert refreshed.bid == Decimal("250.00")

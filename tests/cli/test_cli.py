@@ -213,6 +213,8 @@ def test_interrupted_bench_stops_its_server_and_removes_its_directory(sig: signa
         (["chaos", "--kill-at", "5", "--restart-at", "4"], "chaos times must satisfy"),
         (["health", "--redis-url", "redis://127.0.0.1:6379/x"], "db must be"),
         (["bench", "--loop", "trio"], "invalid choice"),
+        (["bench", "--refresh-ahead", "price=1.5"], "0 < FRACTION < 1"),
+        (["bench", "--ttl", "quote=1"], "FAMILY one of"),
     ],
 )
 def test_bad_flags_and_unreachable_urls_exit_2_with_one_clear_line(

@@ -124,6 +124,17 @@ def _add_workload_flags(parser: argparse.ArgumentParser, *, warmup: float, durat
         metavar="FAMILY=SECONDS",
         help="override a family's TTL (price, pos, book, risk, ord, strat); repeatable",
     )
+    r.add_argument(
+        "--refresh-ahead",
+        action="append",
+        type=_fraction,
+        default=None,
+        metavar="FAMILY=FRACTION",
+        help=(
+            "reload a family in the background when read in the last FRACTION of its TTL; "
+            "repeatable (default: price=0.5 and book=0.5; 'none' turns it off)"
+        ),
+    )
     r.add_argument("--json", metavar="PATH", help="write the full report as JSON")
     r.add_argument(
         "--metrics-port",
@@ -159,6 +170,32 @@ def _ttl(text: str) -> tuple[str, float]:
     except CacheError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return family, value
+
+
+DEFAULT_REFRESH_AHEAD: tuple[tuple[str, float], ...] = (("price", 0.5), ("book", 0.5))
+
+
+def _fraction(text: str) -> tuple[str, float]:
+    if text == "none":
+        return ("none", 0.0)
+    family, sep, fraction = text.partition("=")
+    try:
+        value = float(fraction)
+        Family(family)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected FAMILY=FRACTION with FAMILY one of "
+            f"{', '.join(f.value for f in Family)}"
+        ) from None
+    if not sep or not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected FAMILY=FRACTION, 0 < FRACTION < 1")
+    return family, value
+
+
+def _refresh_ahead(values: list[tuple[str, float]] | None) -> tuple[tuple[str, float], ...]:
+    if values is None:
+        return DEFAULT_REFRESH_AHEAD
+    return tuple(item for item in values if item[0] != "none")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -399,6 +436,7 @@ async def _bench(args: argparse.Namespace, loop: str) -> int:
         operation_timeout=args.operation_timeout,
         breaker_wait=args.breaker_wait,
         ttl=tuple(args.ttl),
+        refresh_ahead=_refresh_ahead(args.refresh_ahead),
     )
     rich_ok = _rich_available() and sys.stdout.isatty()
     with _metrics_server(args.metrics_port):
@@ -451,6 +489,7 @@ async def _chaos(args: argparse.Namespace, loop: str) -> int:
                     loop=loop,
                     operation_timeout=args.operation_timeout,
                     ttl=tuple(args.ttl),
+                    refresh_ahead=_refresh_ahead(args.refresh_ahead),
                     progress=progress,
                 )
     return _finish(report, args, rich_ok)

@@ -246,7 +246,7 @@ class TradingCache:
                 parts, risk = await gather_all(
                     script(keys=keys[:4], args=(depth,), client=client), client.hgetall(keys[4])
                 )
-                return [*parts[:4], risk]
+                return [*parts[:4], risk, parts[5]]
             return await script(keys=keys, args=(depth,), client=client)  # type: ignore[no-any-return]
 
         try:
@@ -257,7 +257,7 @@ class TradingCache:
         stats = self._stats
         values: list[Any] = []
         missing: list[int] = []
-        for index, (key, p, part) in enumerate(zip(keys, parsed, raw, strict=True)):
+        for index, (key, p, part) in enumerate(zip(keys, parsed, raw[:5], strict=True)):
             if p.family is not Family.BOOK and not isinstance(part, dict):
                 part = dict(zip(part[::2], part[1::2], strict=True))
             value = aside.decode_or_drop(key, p, part)
@@ -269,9 +269,26 @@ class TradingCache:
             else:
                 stats.add(p.family, "hits")
             values.append(None if value is ABSENT else value)
+        if aside.refreshes_ahead:
+            self._refresh_parts(symbol, keys, parsed, values, raw[5])
         if missing:
             await self._load_parts(symbol, depth, keys, parsed, values, missing)
         return Snapshot(symbol, values[0], values[1], values[2], values[3], values[4])
+
+    def _refresh_parts(
+        self,
+        symbol: str,
+        keys: Sequence[str],
+        parsed: Sequence[ParsedKey],
+        values: Sequence[Any],
+        pttls: Sequence[int],
+    ) -> None:
+        """Reload price and book sides read in the last fraction of their TTL (C6)."""
+        loaders = self._part_loaders(symbol)
+        for index in range(3):
+            window = self.aside.refresh_window_ms(parsed[index].family)
+            if window is not None and values[index] is not None and 0 <= pttls[index] <= window:
+                self.aside.refresh(keys[index], parsed[index], loaders[index])
 
     async def _load_parts(
         self,

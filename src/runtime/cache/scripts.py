@@ -90,6 +90,7 @@ READ_SNAPSHOT: Final = """#!lua flags=no-writes
 -- multi-key write, so it never mixes the before and after of one fill.
 -- In Cluster the risk key lives in another slot: it is left out (4 keys) and
 -- read beside the script; the fifth element is then an empty list.
+-- The sixth holds the PTTL of price, bid and ask, for refresh-ahead (C6).
 local risk = {}
 if #KEYS >= 5 then risk = redis.call('HGETALL', KEYS[5]) end
 return {
@@ -98,5 +99,6 @@ return {
   redis.call('ZRANGE', KEYS[3], 0, ARGV[1]),
   redis.call('HGETALL', KEYS[4]),
   risk,
+  {redis.call('PTTL', KEYS[1]), redis.call('PTTL', KEYS[2]), redis.call('PTTL', KEYS[3])},
 }
 """

@@ -107,6 +107,7 @@ async def run_chaos(
     loop: str,
     operation_timeout: float,
     ttl: tuple[tuple[str, float], ...] = (),
+    refresh_ahead: tuple[tuple[str, float], ...] = (),
     progress: Callable[[str, float], None] | None = None,
 ) -> dict[str, Any]:
     """Run the workload through the cache while breaking Redis; return the report dict."""
@@ -127,6 +128,7 @@ async def run_chaos(
             RecordingSource(env.store),
             breaker=breaker,
             schema=KeySchema(ttl=dict(ttl)),
+            refresh_ahead=dict(refresh_ahead),
             operation_timeout=operation_timeout,
         ) as cache:
             watch = _ServingWatch(cache)

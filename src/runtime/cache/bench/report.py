@@ -187,7 +187,9 @@ def _facts_lines(report: dict[str, Any]) -> list[str]:
         f"Redis: {run['redis']} (server {server.get('redis_version')}); store: {run['store']}",
         f"Event loop: {run['event_loop']}; operation deadline {run['operation_timeout_ms']:g} ms; "
         f"breaker wait {run['breaker_wait_s']:g} s; TTL ms "
-        + ", ".join(f"{k}={v}" for k, v in run.get("ttl_ms", {}).items()),
+        + ", ".join(f"{k}={v}" for k, v in run.get("ttl_ms", {}).items())
+        + "; refresh-ahead "
+        + (", ".join(f"{k}={v:g}" for k, v in run.get("refresh_ahead", {}).items()) or "off"),
         "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
         f"Machine: {machine['cpu_count']} CPU ({machine['cpu_model']}), "
         f"{(machine['memory_bytes'] or 0) / 2**30:.1f} GiB, {machine['os']}",

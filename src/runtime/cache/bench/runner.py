@@ -63,6 +63,7 @@ class BenchOptions:
     operation_timeout: float = 0.05
     breaker_wait: float = 30.0
     ttl: tuple[tuple[str, float], ...] = ()
+    refresh_ahead: tuple[tuple[str, float], ...] = ()
 
 
 class TransitionLog:
@@ -170,6 +171,7 @@ async def run_bench(
             source,
             breaker=breaker,
             schema=KeySchema(ttl=dict(options.ttl)),
+            refresh_ahead=dict(options.refresh_ahead),
             operation_timeout=options.operation_timeout,
         ) as cache:
             marks: dict[str, Any] = {}
@@ -315,6 +317,7 @@ async def run_bench(
             "operation_timeout_ms": options.operation_timeout * 1000,
             "breaker_wait_s": options.breaker_wait,
             "ttl_ms": {f.value: KeySchema(ttl=dict(options.ttl)).ttl_ms(f) for f in Family},
+            "refresh_ahead": dict(options.refresh_ahead),
             "feed_workers": FEED_WORKERS,
             "side_phase_warmup_s": side_warmup,
             "side_phase_duration_s": options.side_duration,

@@ -120,6 +120,15 @@ class CacheAside:
     def negative_caching(self) -> bool:
         return self._negative
 
+    @property
+    def refreshes_ahead(self) -> bool:
+        """True if refresh-ahead is on for any family."""
+        return bool(self._refresh_ms)
+
+    def refresh_window_ms(self, family: Family) -> int | None:
+        """The remaining-TTL threshold below which a read refreshes, or None (off)."""
+        return self._refresh_ms.get(family)
+
     async def get(self, key: str, loader: Loader[T]) -> T | None:
         """The value cached under ``key``, else ``await loader()`` (stored, then returned).
 
