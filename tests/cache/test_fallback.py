@@ -18,7 +18,12 @@ from redis.asyncio import Redis
 
 from runtime.cache.circuit_breaker import BreakerState, BreakerTransition, CircuitBreaker
 from runtime.cache.clock import ManualClock
-from runtime.cache.exceptions import CacheConnectionError, CircuitOpenError
+from runtime.cache.exceptions import (
+    CacheClientError,
+    CacheConnectionError,
+    CacheTimeoutError,
+    CircuitOpenError,
+)
 from runtime.cache.facade import TradingCache
 from runtime.cache.fallback import FallbackHandler
 from runtime.cache.manager import CacheManager
@@ -234,7 +239,7 @@ async def test_application_errors_release_the_probe_without_deciding(rig: Rig) -
     async def broken(client: Redis) -> None:
         raise ValueError("a bug in the operation, not a cache fault")
 
-    with pytest.raises(ValueError, match="a bug"):
+    with pytest.raises(CacheClientError, match="a bug"):  # wrapped, logged, not counted
         await rig.handler.execute(broken)
     assert rig.breaker.state is BreakerState.HALF_OPEN
     assert rig.breaker.statistics().total_failures == 5
@@ -262,3 +267,54 @@ async def test_load_bound_makes_a_caller_wait_then_gives_load_busy(
     assert await first == 1
     assert handler.statistics().loads_in_flight == 0
     assert await handler.load(slow) == 1
+
+
+async def test_deadlines_passed_while_redis_is_healthy_do_not_open_the_breaker(
+    redis_server: RedisServer,
+) -> None:
+    """Local saturation (here: an operation that outlives its deadline on our side)
+    is not Redis failing: the health check answers, so no fault is counted."""
+    async with CacheManager(redis_server.url) as manager:
+        handler = FallbackHandler(manager, operation_timeout=0.02)
+        async with handler:
+
+            async def slow_on_our_side(client: Redis) -> None:
+                await asyncio.sleep(5)  # never reaches Redis' fault: we are late
+
+            for _ in range(10):
+                with pytest.raises(CacheTimeoutError):
+                    await handler.execute(slow_on_our_side)
+            await wait_until(lambda: handler.statistics().local_timeouts == 10)
+            assert handler.breaker.state is BreakerState.CLOSED
+            assert handler.breaker.statistics().total_failures == 0
+
+
+async def test_deadlines_passed_while_redis_is_frozen_open_the_breaker(
+    redis_server: RedisServer,
+) -> None:
+    async with CacheManager(redis_server.url, health_check_timeout=0.05) as manager:
+        handler = FallbackHandler(manager, operation_timeout=0.05)
+        async with handler:
+            await handler.execute(lambda client: client.ping())
+            redis_server.stop()
+            for _ in range(5):
+                with pytest.raises(CacheTimeoutError):
+                    await handler.execute(lambda client: client.ping())
+            await wait_until(lambda: handler.breaker.state is BreakerState.OPEN)
+            assert handler.statistics().local_timeouts == 0
+            redis_server.cont()
+
+
+async def test_an_unexpected_client_error_becomes_a_cache_error_not_a_crash(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with CacheManager(redis_server.url) as manager:
+        handler = FallbackHandler(manager)
+
+        async def broken_client(client: Redis) -> None:
+            raise AttributeError("'NoneType' object has no attribute 'writelines'")
+
+        with pytest.raises(CacheClientError, match="writelines"):
+            await handler.execute(broken_client)
+        assert handler.breaker.statistics().total_failures == 0
+        assert "unexpected error from the Redis client" in caplog.text

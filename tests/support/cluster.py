@@ -52,7 +52,8 @@ class ClusterDeployment:
     def __init__(self, root: Path) -> None:
         self._root = root
         self.nodes = [
-            RedisServer(extra_args=_NODE_ARGS, directory=self._dir(f"node{i}")) for i in range(6)
+            RedisServer(extra_args=_NODE_ARGS, directory=self._dir(f"node{i}"), cluster_bus=True)
+            for i in range(6)
         ]
 
     def _dir(self, name: str) -> Path:

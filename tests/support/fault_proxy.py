@@ -193,9 +193,14 @@ class FaultProxy:
             logger.debug("fault proxy: connection ended: %r", exc)
         finally:
             self._connections.discard(conn)
-            await _close(conn.client)
-            if conn.upstream is not None:
-                await _close(conn.upstream)
+            writers = [conn.client] if conn.upstream is None else [conn.client, conn.upstream]
+            # Close both at once, then wait: a cancellation while waiting for the
+            # first must not leave the second open.
+            for side in writers:
+                if not side.is_closing():
+                    side.close()
+            for side in writers:
+                await _close(side)
 
     async def _pump(
         self,

@@ -36,6 +36,7 @@ callable taking the ``RedisServer`` options, for servers with extra args.
 from __future__ import annotations
 
 import asyncio
+import random
 import shutil
 import signal
 import socket
@@ -67,12 +68,32 @@ class RedisServerError(RuntimeError):
     """The private redis-server did not start or did not obey a signal."""
 
 
-def free_port() -> int:
-    """A loopback TCP port that was free a moment ago (the kernel picked it)."""
+def free_port(*, cluster_bus: bool = False) -> int:
+    """A loopback TCP port that was free a moment ago.
+
+    With ``cluster_bus`` the port is at most 55535 and port + 10000 (the Cluster
+    bus) was free too: redis-server refuses cluster mode on higher ports.
+    """
+    if not cluster_bus:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((_HOST, 0))
+            port: int = sock.getsockname()[1]
+            return port
+    rng = random.Random()
+    for _ in range(200):
+        candidate = rng.randint(20000, 55535)
+        if _bindable(candidate) and _bindable(candidate + 10000):
+            return candidate
+    raise RedisServerError("no free port pair for a cluster node")
+
+
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((_HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        try:
+            sock.bind((_HOST, port))
+        except OSError:
+            return False
+        return True
 
 
 def _process_state(pid: int) -> str | None:
@@ -113,6 +134,7 @@ class RedisServer:
         directory: Path | None = None,
         executable: str = "redis-server",
         start_timeout: float = 10.0,
+        cluster_bus: bool = False,
     ) -> None:
         found = shutil.which(executable)
         if found is None:
@@ -127,6 +149,7 @@ class RedisServer:
         self._unix_path: Path | None = self._directory / "redis.sock" if unix_socket else None
         self._start_timeout = start_timeout
         self._port = 0
+        self._cluster_bus = cluster_bus
         self._process: subprocess.Popen[bytes] | None = None
         self._finalizer: weakref.finalize[[subprocess.Popen[bytes]], RedisServer] | None = None
 
@@ -181,7 +204,7 @@ class RedisServer:
         attempts = 1 if self._port or self._unix_path else 3
         for attempt in range(attempts):
             if not self._unix_path and not self._port:
-                self._port = free_port()
+                self._port = free_port(cluster_bus=self._cluster_bus)
             try:
                 await self._spawn_and_wait()
                 return

@@ -16,6 +16,7 @@ from runtime.cache.circuit_breaker import (
 )
 from runtime.cache.clock import Clock, ManualClock, SystemClock
 from runtime.cache.exceptions import (
+    CacheClientError,
     CacheClusterDownError,
     CacheConnectionError,
     CacheError,
@@ -46,6 +47,7 @@ __all__ = [
     "BreakerStatistics",
     "BreakerTransition",
     "CacheAside",
+    "CacheClientError",
     "CacheClusterDownError",
     "CacheConnectionError",
     "CacheError",

@@ -12,6 +12,7 @@
     ├── LoadBusyError                       the bound on concurrent store loads stayed full
     ├── CacheOutOfMemoryError               Redis answered OOM: writes degraded
     ├── CacheResponseError                  any other error reply (WRONGTYPE, ...)
+    │   └── CacheClientError                the Redis client failed unexpectedly (a bug)
     └── CacheUnavailableError               Redis itself failed: counts for the breaker
         ├── CacheConnectionError            refused, reset, closed
         ├── CacheTimeoutError               socket timeout or operation deadline
@@ -37,6 +38,7 @@ from typing import ClassVar
 from redis import exceptions as redis_exc
 
 __all__ = [
+    "CacheClientError",
     "CacheClusterDownError",
     "CacheConnectionError",
     "CacheError",
@@ -142,6 +144,11 @@ class CacheOutOfMemoryError(CacheError):
 
 class CacheResponseError(CacheError):
     """Redis answered with an error that is not a server fault."""
+
+
+class CacheClientError(CacheResponseError):
+    """The Redis client raised something that is not a Redis error (a bug in the
+    client or in this layer). Logged with its traceback; readers fall back."""
 
 
 class CacheUnavailableError(CacheError):

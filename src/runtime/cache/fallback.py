@@ -40,6 +40,7 @@ from redis import exceptions as redis_exc
 from runtime.cache import metrics
 from runtime.cache.circuit_breaker import BreakerState, CircuitBreaker
 from runtime.cache.exceptions import (
+    CacheClientError,
     CacheClusterDownError,
     CacheConnectionError,
     CacheError,
@@ -108,6 +109,7 @@ class FallbackStatistics:
     load_bound: int
     recoveries: int
     invalidations_flushed: int
+    local_timeouts: int
 
 
 class FallbackHandler:
@@ -160,6 +162,9 @@ class FallbackHandler:
         self._invalidate: Any = None
         self.loads: SingleFlight[Hashable, Any] = SingleFlight("store loads")
         self._recovery_task: asyncio.Task[None] | None = None
+        self._confirm_task: asyncio.Task[None] | None = None
+        self._unconfirmed_timeouts = 0
+        self._local_timeouts = 0
         self._wake = asyncio.Event()
         self._closed = False
         self._breaker.add_listener(self._on_transition)
@@ -212,6 +217,14 @@ class FallbackHandler:
                     if translated is None:  # pragma: no cover - every redis error maps
                         raise
                     raise translated from exc
+                except (CacheError, asyncio.CancelledError, TimeoutError):
+                    raise
+                except Exception as exc:
+                    # Not a Redis error: a bug in the client (seen: redis-py's cluster
+                    # client writing to a connection closed under it). The reader
+                    # must still get the store's value (C11), so it becomes ours.
+                    _log.error("unexpected error from the Redis client: %r", exc, exc_info=exc)
+                    raise CacheClientError(f"{type(exc).__name__}: {exc}") from exc
         except asyncio.CancelledError:
             permit.release()
             raise
@@ -219,7 +232,12 @@ class FallbackHandler:
             error = CacheTimeoutError(
                 f"no answer within the {self._timeout * 1000:.0f} ms deadline"
             )
-            permit.record_failure(error)
+            # A deadline can also pass because this process is saturated (a busy
+            # event loop, a full pool): that is not Redis failing, and opening the
+            # breaker would move the whole load onto the database. The timeout
+            # counts only once a health check on its own connection confirms it.
+            permit.release()
+            self._note_timeout()
             raise error from exc
         except BaseException as exc:
             permit.record_failure(exc)
@@ -228,6 +246,36 @@ class FallbackHandler:
             raise
         permit.record_success(time.perf_counter() - started)
         return result
+
+    def _note_timeout(self) -> None:
+        self._unconfirmed_timeouts += 1
+        if self._confirm_task is None and not self._closed:
+            self._confirm_task = asyncio.create_task(
+                self._confirm_timeouts(), name="runtime-cache-confirm-timeouts"
+            )
+
+    async def _confirm_timeouts(self) -> None:
+        """Count deadline timeouts as cache faults only if Redis fails a health check."""
+        try:
+            while self._unconfirmed_timeouts:
+                timeouts, self._unconfirmed_timeouts = self._unconfirmed_timeouts, 0
+                if await self._manager.health_check():
+                    self._local_timeouts += timeouts
+                    _log.info(
+                        "%d operation deadline(s) passed while Redis answers its health check: "
+                        "local saturation, not counted as cache faults",
+                        timeouts,
+                    )
+                    continue
+                confirmed = CacheTimeoutError("Redis failed its health check after a deadline")
+                for _ in range(timeouts):
+                    try:
+                        self._breaker.acquire().record_failure(confirmed)
+                    except CircuitOpenError:
+                        break
+                self._wake.set()
+        finally:
+            self._confirm_task = None
 
     # ------------------------------------------------------------ store loads
 
@@ -349,6 +397,14 @@ class FallbackHandler:
     async def close(self) -> None:
         """Stop the background task; idempotent (C15)."""
         self._closed = True
+        confirm, self._confirm_task = self._confirm_task, None
+        if confirm is not None:
+            # Let a health check in flight finish (it is bounded by its own
+            # timeout) rather than cancel it mid-reply.
+            done, _ = await asyncio.wait([confirm], timeout=self._recovery_budget)
+            if not done:
+                confirm.cancel()
+            await asyncio.gather(confirm, return_exceptions=True)
         task, self._recovery_task = self._recovery_task, None
         if task is not None:
             task.cancel()
@@ -415,6 +471,7 @@ class FallbackHandler:
             load_bound=self._load_bound,
             recoveries=self._recoveries,
             invalidations_flushed=self._flushed,
+            local_timeouts=self._local_timeouts,
         )
 
     def __repr__(self) -> str:

@@ -660,6 +660,10 @@ class CacheManager:
                         latency = self._clock.monotonic() - started
                         if self._healthy is not True:
                             info = await self._server_info()
+        except asyncio.CancelledError:
+            # Cancelled mid-PING: the connection may still get the reply; drop it.
+            await self._discard_health_connection()
+            raise
         except Exception as exc:  # health_check never raises: the outcome is the answer
             await self._discard_health_connection()
             self._record_failure(exc)
