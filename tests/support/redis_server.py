@@ -304,6 +304,8 @@ class RedisServer:
         raise RedisServerError(f"redis-server did not answer in time: {self._log_tail()}")
 
     async def _answers_ping(self) -> bool:
+        """True once *our* server answers: PING, then ``INFO server`` names our pid
+        (a PING alone could reach another process that took the "free" port)."""
         try:
             async with asyncio.timeout(1.0):
                 if self._unix_path is not None:
@@ -313,12 +315,19 @@ class RedisServer:
                 try:
                     writer.write(b"PING\r\n")
                     reply = await reader.readline()
+                    if reply.startswith(b"-NOAUTH"):
+                        return True  # password-protected: cannot ask, trust the PING
+                    if not reply.startswith(b"+PONG"):
+                        return False
+                    writer.write(b"INFO server\r\n")
+                    header = await reader.readline()
+                    body = await reader.readexactly(int(header[1:]) + 2)
                 finally:
                     writer.close()
                     await writer.wait_closed()
-        except (OSError, TimeoutError):
+        except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError):
             return False
-        return reply.startswith((b"+PONG", b"-NOAUTH"))
+        return f"process_id:{self._running().pid}\r\n".encode() in body
 
     def _kill_now(self) -> None:
         if self._finalizer is not None:

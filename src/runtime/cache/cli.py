@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the standard workload and report hit rate, latency, PASS/FAIL",
         description="Run the standard scalp workload through the cache, then side by side "
         "with no cache and with raw redis-py snapshots; exit 0 if the criteria pass "
-        "(hit rate > 90 %%, snapshot p99 < 100 ms, 0 errors), 1 if not, 2 on bad setup.",
+        "(hit rate > 90 %, snapshot p99 < 100 ms, 0 errors), 1 if not, 2 on bad setup.",
     )
     _add_workload_flags(bench, warmup=_DEFAULTS.warmup, duration=_DEFAULTS.duration)
     bench.add_argument(

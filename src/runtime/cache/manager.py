@@ -18,8 +18,9 @@ work, never a home-made layer:
   nodes); the client is ``redis.asyncio.RedisCluster``, which follows
   ``MOVED``/``ASK`` and retries ``TRYAGAIN``; ``CLUSTERDOWN`` and lost
   primaries become cache faults. ``pool_size`` bounds the connections *per
-  node*, and a node without a free connection fails at once
-  (``MaxConnectionsError`` -> ``PoolExhaustedError``) instead of waiting.
+  node*; a command waits up to ``pool_timeout`` for one of its node's
+  connections, as on the other topologies, then fails
+  (``MaxConnectionsError`` -> ``PoolExhaustedError``).
 
 Contract:
 
@@ -66,6 +67,7 @@ from redis.asyncio.connection import (
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import AbstractBackoff, EqualJitterBackoff, NoBackoff
+from redis.exceptions import MaxConnectionsError
 
 from runtime.cache.clock import Clock, SystemClock
 from runtime.cache.exceptions import CacheConnectionError, ConfigurationError
@@ -310,6 +312,46 @@ class _BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
     """
 
 
+class _BlockingRedisCluster(RedisCluster):
+    """redis-py's ``RedisCluster`` whose commands wait for a free connection of their node.
+
+    redis-py's ``ClusterNode`` raises ``MaxConnectionsError`` at once when all its
+    ``max_connections`` are in use, so a burst of more concurrent commands than
+    ``pool_size`` sent the excess to the store as ``pool_exhausted`` fallbacks
+    although a connection frees up within a round trip (standalone and Sentinel
+    wait in ``BlockingConnectionPool``). Here a command first takes one of its
+    target node's ``max_connections`` permits, waiting at most ``pool_timeout``
+    (C14), then runs as usual. Pipelines and the extra hop of a MOVED/ASK
+    redirect take connections without a permit and keep redis-py's fail-fast.
+    """
+
+    def __init__(self, *, pool_timeout: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._permit_timeout = pool_timeout
+        self._permits: dict[str, asyncio.Semaphore] = {}
+
+    async def _execute_command(self, target_node: ClusterNode, *args: Any, **kwargs: Any) -> Any:
+        permits = self._permits.get(target_node.name)
+        if permits is None:
+            permits = asyncio.Semaphore(target_node.max_connections)
+            self._permits[target_node.name] = permits
+        if permits.locked():
+            try:
+                async with asyncio.timeout(self._permit_timeout):
+                    await permits.acquire()
+            except TimeoutError:
+                raise MaxConnectionsError(
+                    f"no connection to {target_node.name} freed up within "
+                    f"{self._permit_timeout * 1000:.0f} ms"
+                ) from None
+        else:
+            await permits.acquire()  # free: returns without suspending
+        try:
+            return await super()._execute_command(target_node, *args, **kwargs)
+        finally:
+            permits.release()
+
+
 def _one_info(reply: Any) -> dict[str, Any]:
     """An ``INFO`` reply of one cluster node: redis-py may key it by node name."""
     if isinstance(reply, dict) and reply and "redis_version" not in reply:
@@ -497,7 +539,8 @@ class CacheManager:
             self._health_pool = self._health_client.connection_pool
         else:
             cluster_common = {k: v for k, v in common.items() if k != "db"}
-            self._cluster = RedisCluster(
+            self._cluster = _BlockingRedisCluster(
+                pool_timeout=self._pool_timeout,
                 startup_nodes=[ClusterNode(host, port) for host, port in topology.nodes],
                 max_connections=self._pool_size,
                 socket_timeout=self._socket_timeout,
@@ -870,27 +913,32 @@ class CacheManager:
                 current = asyncio.current_task()
                 if current is not None and current.cancelling():
                     raise
+        # Every step runs even if an earlier one fails: redis-py raises TimeoutError
+        # when a socket takes longer than connect_timeout to finish closing (a busy
+        # loop), and stopping there would leave the other connections open (C15).
+        steps: list[Callable[[], Awaitable[object]]]
         if self._cluster is not None and self._health_cluster is not None:
-            try:
-                await self._cluster.aclose()
-                await self._health_cluster.aclose()
-                await self._health_client.aclose()
-            finally:
-                self._m_in_use.set(0)
-                self._m_idle.set(0)
-            return
-        # No new connections from now on, even for clients kept past close():
-        # with no free connection and a limit of 0, the pool can only time out.
-        self._pool.max_connections = 0
-        idle = list(self._pool._available_connections)
-        self._pool._available_connections.clear()
-        try:
-            await asyncio.gather(*(c.disconnect() for c in idle))
-            await self._pool.disconnect()  # the in-use ones
-            await self._health_client.aclose()
-            await self._health_pool.disconnect()
+            steps = [self._cluster.aclose, self._health_cluster.aclose, self._health_client.aclose]
+        else:
+            # No new connections from now on, even for clients kept past close():
+            # with no free connection and a limit of 0, the pool can only time out.
+            self._pool.max_connections = 0
+            idle = list(self._pool._available_connections)
+            self._pool._available_connections.clear()
+            steps = [
+                lambda: asyncio.gather(*(c.disconnect() for c in idle)),
+                self._pool.disconnect,  # the in-use ones
+                self._health_client.aclose,
+                self._health_pool.disconnect,
+            ]
             if self._sentinel is not None:
-                await self._sentinel.aclose()
+                steps.append(self._sentinel.aclose)
+        try:
+            for step in steps:
+                try:
+                    await step()
+                except Exception as exc:  # logged; the remaining steps still run
+                    logger.warning("redis %s: closing: %s", self._name, self._describe(exc))
         finally:
             self._m_in_use.set(0)
             self._m_idle.set(0)
