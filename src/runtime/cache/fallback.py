@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from redis import exceptions as redis_exc
 
 from runtime.cache import metrics
-from runtime.cache.circuit_breaker import BreakerState, CircuitBreaker
+from runtime.cache.circuit_breaker import BreakerState, CircuitBreaker, Permit
 from runtime.cache.exceptions import (
     CacheClientError,
     CacheClusterDownError,
@@ -163,7 +163,7 @@ class FallbackHandler:
         self.loads: SingleFlight[Hashable, Any] = SingleFlight("store loads")
         self._recovery_task: asyncio.Task[None] | None = None
         self._confirm_task: asyncio.Task[None] | None = None
-        self._unconfirmed_timeouts = 0
+        self._unconfirmed: list[Permit] = []
         self._local_timeouts = 0
         self._wake = asyncio.Event()
         self._closed = False
@@ -207,8 +207,14 @@ class FallbackHandler:
             raise CircuitOpenError(self._breaker.statistics().retry_after)
         permit = self._breaker.acquire()
         started = time.perf_counter()
+        slots = self._manager.operation_slots
+        queued = slots is not None and slots.locked()
+        holding = False
         try:
             async with asyncio.timeout(self._timeout):
+                if slots is not None:
+                    await slots.acquire()
+                    holding = True
                 try:
                     result = await operation(self._manager.get_connection())
                 except _REDIS_ERRORS as exc:
@@ -229,6 +235,15 @@ class FallbackHandler:
             permit.release()
             raise
         except TimeoutError as exc:
+            if queued:
+                # It queued for a connection and the queue ate its budget: our
+                # saturation, not Redis' fault (calls that found a free slot
+                # still tell a frozen Redis apart, below).
+                permit.release()
+                raise PoolExhaustedError(
+                    f"no answer within the {self._timeout * 1000:.0f} ms deadline after "
+                    "queueing for a pooled connection"
+                ) from exc
             error = CacheTimeoutError(
                 f"no answer within the {self._timeout * 1000:.0f} ms deadline"
             )
@@ -236,45 +251,54 @@ class FallbackHandler:
             # event loop, a full pool): that is not Redis failing, and opening the
             # breaker would move the whole load onto the database. The timeout
             # counts only once a health check on its own connection confirms it.
-            permit.release()
-            self._note_timeout()
+            self._note_timeout(permit)
             raise error from exc
         except BaseException as exc:
             permit.record_failure(exc)
             if isinstance(exc, CacheError) and exc.counts_as_fault:
                 self._wake.set()
             raise
+        finally:
+            if holding and slots is not None:
+                slots.release()
         permit.record_success(time.perf_counter() - started)
         return result
 
-    def _note_timeout(self) -> None:
-        self._unconfirmed_timeouts += 1
+    def _note_timeout(self, permit: Permit) -> None:
+        """Hand a timed-out call's permit to the confirmation task."""
+        self._unconfirmed.append(permit)
         if self._confirm_task is None and not self._closed:
             self._confirm_task = asyncio.create_task(
                 self._confirm_timeouts(), name="runtime-cache-confirm-timeouts"
             )
 
     async def _confirm_timeouts(self) -> None:
-        """Count deadline timeouts as cache faults only if Redis fails a health check."""
+        """Count deadline timeouts as cache faults only if Redis fails a health check.
+
+        The permits stay out until then: a timed-out half-open probe keeps the
+        breaker half-open (everyone else falls back) until its outcome is known.
+        """
         try:
-            while self._unconfirmed_timeouts:
-                timeouts, self._unconfirmed_timeouts = self._unconfirmed_timeouts, 0
+            while self._unconfirmed:
+                permits, self._unconfirmed = self._unconfirmed, []
                 if await self._manager.health_check():
-                    self._local_timeouts += timeouts
+                    for permit in permits:
+                        permit.release()
+                    self._local_timeouts += len(permits)
                     _log.info(
                         "%d operation deadline(s) passed while Redis answers its health check: "
                         "local saturation, not counted as cache faults",
-                        timeouts,
+                        len(permits),
                     )
                     continue
                 confirmed = CacheTimeoutError("Redis failed its health check after a deadline")
-                for _ in range(timeouts):
-                    try:
-                        self._breaker.acquire().record_failure(confirmed)
-                    except CircuitOpenError:
-                        break
+                for permit in permits:
+                    permit.record_failure(confirmed)
                 self._wake.set()
         finally:
+            for permit in self._unconfirmed:  # cancelled: decide nothing
+                permit.release()
+            self._unconfirmed = []
             self._confirm_task = None
 
     # ------------------------------------------------------------ store loads

@@ -421,6 +421,7 @@ class CacheManager:
         self._password: str | None = url_kwargs.get("password")
         self._url = redact_url(redis_url)
         self._pool_size = _int("pool_size", pool_size, 1, 10_000)
+        self._slots: asyncio.Semaphore | None = None
         self._socket_timeout = _seconds("socket_timeout", socket_timeout)
         self._connect_timeout = _seconds("connect_timeout", connect_timeout)
         self._pool_timeout = _seconds("pool_timeout", pool_timeout)
@@ -677,6 +678,24 @@ class CacheManager:
             raise CacheConnectionError(f"cache manager {self._name!r} is closed")
         return client
 
+    @property
+    def operation_slots(self) -> asyncio.Semaphore | None:
+        """A FIFO gate of ``pool_size`` slots for callers that bound their own deadlines.
+
+        redis-py's ``BlockingConnectionPool`` wakes waiters through an
+        ``asyncio.Condition``: newcomers can overtake old waiters, and a waiter
+        cancelled by its deadline swallows a wake-up, so under contention a few
+        callers starve for tens of milliseconds. Taking a slot here first keeps
+        at most ``pool_size`` commands inside redis-py, so its pool never makes
+        anyone wait, and the waiting happens in a fair queue. None on Cluster
+        (its connections are per node and already gated there).
+        """
+        if self._cluster is not None:
+            return None
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self._pool_size)
+        return self._slots
+
     # -- health -------------------------------------------------------------
 
     async def health_check(self) -> bool:
@@ -701,8 +720,6 @@ class CacheManager:
                         else:
                             await self._health_client.ping()
                         latency = self._clock.monotonic() - started
-                        if self._healthy is not True:
-                            info = await self._server_info()
         except asyncio.CancelledError:
             # Cancelled mid-PING: the connection may still get the reply; drop it.
             await self._discard_health_connection()
@@ -711,8 +728,20 @@ class CacheManager:
             await self._discard_health_connection()
             self._record_failure(exc)
             return False
+        if self._healthy is not True:
+            info = await self._fetch_server_info()
         self._record_success(latency, info)
         return True
+
+    async def _fetch_server_info(self) -> tuple[str | None, str | None] | None:
+        """Version and role, best effort: the PING alone decides health."""
+        try:
+            with _translate_redis_errors():
+                async with asyncio.timeout(self._health_timeout), self._health_lock:
+                    return await self._server_info()
+        except Exception as exc:
+            logger.debug("manager %s: server info unavailable: %r", self._name, exc)
+            return None
 
     async def _server_info(self) -> tuple[str | None, str | None]:
         if self._health_cluster is not None:
