@@ -228,6 +228,7 @@ async def run_chaos(
             "operation_timeout_ms": operation_timeout * 1000,
             "breaker_wait_s": schedule.breaker_wait,
             "ttl_ms": {f.value: KeySchema(ttl=dict(ttl)).ttl_ms(f) for f in Family},
+            "refresh_ahead": dict(refresh_ahead),
             "feed_workers": FEED_WORKERS,
             "embedded_redis_pids": list(server.pids),
             "embedded_directory": str(server.directory),

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import redis.asyncio as redis_async
 
 from runtime.cache.bench.embedded import EmbeddedRedis, SetupError
 from runtime.cache.manager import CacheManager, redact_url
+from runtime.cache.topology import clear_matching
 from runtime.data import SeededUniverse, Store, open_store, seed_workload
 from runtime.data import redact_url as redact_store_url
 
@@ -73,21 +73,16 @@ async def _check_redis(url: str, *, must_be_empty: bool) -> None:
 
 
 async def remove_cache_keys(url: str) -> int:
-    """UNLINK the keys of every cache family and their fences (SCAN, never KEYS)."""
-    client = redis_async.Redis.from_url(url)
+    """UNLINK the keys of every cache family and their fences (SCAN, never KEYS),
+    on every primary of whatever topology ``url`` names."""
+    manager = CacheManager(url, connect_timeout=1.0, socket_timeout=1.0, pool_timeout=1.0)
     removed = 0
     try:
+        client = manager.get_connection()
         for pattern in _FAMILY_PATTERNS:
-            batch: list[bytes] = []
-            async for key in client.scan_iter(match=pattern, count=1000):
-                batch.append(key)
-                if len(batch) >= 1000:
-                    removed += await client.unlink(*batch)
-                    batch.clear()
-            if batch:
-                removed += await client.unlink(*batch)
+            removed += await clear_matching(client, pattern, 1000)
     finally:
-        await client.aclose()
+        await manager.close()
     return removed
 
 
