@@ -363,3 +363,36 @@ async def test_replace_keeps_decimal_exact_through_the_cache(
     cached = await cache.price(SYMBOL)
     assert cached is not None
     assert str(cached.bid) == "1E-18" and str(cached.ask) == "1E+12"
+
+
+async def test_a_caller_arriving_as_the_last_waiter_cancels_gets_a_value_not_a_cancellation(
+    cache: TradingCache, store: Store
+) -> None:
+    await store.put_price(price(SYMBOL, "5.00"))
+    key = CacheKeys.price(SYMBOL)
+    started = asyncio.Event()
+    unwound = asyncio.Event()
+
+    async def slow_loader() -> Price | None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await unwound.wait()  # the cancelled load takes a while to unwind
+        return None
+
+    first = asyncio.create_task(cache.aside.get(key, slow_loader))
+    await started.wait()
+    first.cancel()  # the only waiter leaves: its load is cancelled
+
+    async def loader() -> Price | None:
+        return await store.get_price(SYMBOL)
+
+    second = asyncio.create_task(cache.aside.get(key, loader))  # arrives meanwhile
+    await wait_until(lambda: cache.statistics().families[Family.PRICE].misses == 2)
+    unwound.set()
+    value = await second
+    assert value is not None
+    assert value.bid == Decimal("5.00")
+    with pytest.raises(asyncio.CancelledError):
+        await first

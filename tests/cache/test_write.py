@@ -16,8 +16,8 @@ from runtime.cache.fallback import FallbackHandler
 from runtime.cache.manager import CacheManager
 from runtime.cache.models import CacheKeys, Family
 from runtime.data import Store
-from runtime.domain import Price
-from support.factories import order, price
+from runtime.domain import Price, Side
+from support.factories import book, order, price
 from support.redis_server import RedisServer
 from support.waiting import wait_until
 
@@ -159,3 +159,41 @@ async def test_commit_succeeds_cache_fails_and_the_old_value_is_never_served_aga
     for _ in range(20):
         assert await cache.order("ord-1") == stored
     assert cache.statistics().families[Family.ORDER].hits > 0  # serving from cache again
+
+
+async def test_a_write_cancelled_after_its_commit_never_leaves_the_old_value_served(
+    cache: TradingCache, store: Store
+) -> None:
+    assert await cache.put_price(price(SYMBOL, "1.00"))
+    assert (await cache.price(SYMBOL)) is not None  # version 1 cached
+    committed = asyncio.Event()
+
+    async def writer_cancelled_after_commit(value: Price) -> int:
+        await store.put_price(value)  # the store commits version 2...
+        committed.set()
+        await asyncio.Event().wait()  # ...and the caller is cancelled before we return
+        raise AssertionError("unreachable")
+
+    task = asyncio.create_task(
+        cache.writes.write(
+            CacheKeys.price(SYMBOL), price(SYMBOL, "9.00"), writer_cancelled_after_commit
+        )
+    )
+    await committed.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    value = await cache.price(SYMBOL)
+    assert value is not None
+    assert value.bid == Decimal("9.00")  # never the old 1.00 (C10)
+
+
+async def test_a_book_deeper_than_luas_unpack_limit_is_cached_whole(
+    cache: TradingCache, store: Store
+) -> None:
+    deep = book(SYMBOL, Side.BID, tuple(str(10_000 - i) for i in range(5_000)))
+    assert await cache.put_book(deep)
+    cached = await cache.fallback.execute(
+        lambda client: client.zcard(CacheKeys.book(SYMBOL, Side.BID))
+    )
+    assert cached == 5_001  # 5,000 levels and the metadata member

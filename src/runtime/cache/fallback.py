@@ -266,6 +266,9 @@ class FallbackHandler:
 
     def _note_timeout(self, permit: Permit) -> None:
         """Hand a timed-out call's permit to the confirmation task."""
+        if self._closed:
+            permit.release()
+            return
         self._unconfirmed.append(permit)
         if self._confirm_task is None and not self._closed:
             self._confirm_task = asyncio.create_task(
@@ -281,7 +284,13 @@ class FallbackHandler:
         try:
             while self._unconfirmed:
                 permits, self._unconfirmed = self._unconfirmed, []
-                if await self._manager.health_check():
+                try:
+                    healthy = await self._manager.health_check()
+                except BaseException:
+                    for permit in permits:  # cancelled: decide nothing
+                        permit.release()
+                    raise
+                if healthy:
                     for permit in permits:
                         permit.release()
                     self._local_timeouts += len(permits)

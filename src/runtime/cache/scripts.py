@@ -55,10 +55,14 @@ for i = 1, #KEYS, 2 do
   else
     redis.call('SET', fence, ARGV[first - 5], 'PX', fence_ttl)
     redis.call('DEL', entry)
-    if kind == 'z' then
-      redis.call('ZADD', entry, unpack(ARGV, first, first + n - 1))
-    else
-      redis.call('HSET', entry, unpack(ARGV, first, first + n - 1))
+    -- in chunks: Lua's unpack() refuses more than ~8000 values at once
+    for j = first, first + n - 1, 7000 do
+      local last = math.min(j + 6999, first + n - 1)
+      if kind == 'z' then
+        redis.call('ZADD', entry, unpack(ARGV, j, last))
+      else
+        redis.call('HSET', entry, unpack(ARGV, j, last))
+      end
     end
     redis.call('PEXPIRE', entry, ttl)
     result[#result + 1] = 1

@@ -39,11 +39,13 @@ class _Flight(Generic[T]):
 class SingleFlight(Generic[K, T]):
     """Deduplicates concurrent work per key within one process."""
 
-    __slots__ = ("_flights", "_name")
+    __slots__ = ("_flights", "_name", "_tasks")
 
     def __init__(self, name: str = "singleflight") -> None:
         self._name = name
         self._flights: dict[K, _Flight[T]] = {}
+        # Every task started, detached or not, so close() reaches them all.
+        self._tasks: set[asyncio.Task[T]] = set()
 
     def in_flight(self, key: K) -> bool:
         """True while work for ``key`` runs."""
@@ -56,7 +58,7 @@ class SingleFlight(Generic[K, T]):
         """Return the result of ``work()``, shared with every concurrent caller for ``key``."""
         flight = self._flights.get(key)
         if flight is None:
-            task = asyncio.ensure_future(work())
+            task = self._track(asyncio.ensure_future(work()))
             flight = _Flight(task)
             self._flights[key] = flight
             task.add_done_callback(lambda _: self._forget(key, flight))
@@ -69,6 +71,9 @@ class SingleFlight(Generic[K, T]):
                 raise
             if flight.waiters == 1:  # the last waiter leaves: nobody wants the result
                 flight.task.cancel()
+                # Forget it now, not when it finishes unwinding: a caller arriving
+                # meanwhile must start fresh work, not join a cancelled one.
+                self._forget(key, flight)
             raise
         finally:
             flight.waiters -= 1
@@ -81,12 +86,17 @@ class SingleFlight(Generic[K, T]):
         """
         if key in self._flights:
             return False
-        task = asyncio.ensure_future(work())
+        task = self._track(asyncio.ensure_future(work()))
         flight: _Flight[T] = _Flight(task)
         self._flights[key] = flight
         task.add_done_callback(lambda _: self._forget(key, flight))
         task.add_done_callback(self._log_background_error)
         return True
+
+    def _track(self, task: asyncio.Task[T]) -> asyncio.Task[T]:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     def detach(self, key: K) -> None:
         """Let later callers for ``key`` start new work instead of joining the running one.
@@ -112,7 +122,7 @@ class SingleFlight(Generic[K, T]):
 
     async def close(self) -> None:
         """Cancel all work in flight and wait for it to end."""
-        tasks = [flight.task for flight in self._flights.values()]
+        tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         if tasks:

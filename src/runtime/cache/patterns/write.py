@@ -65,7 +65,9 @@ class WriteThrough:
         Returns True iff the writer committed. Raises :class:`InvalidKeyError` or
         :class:`InvalidValueError` when ``key`` and ``value`` do not belong
         together, and ``ValueError``/``TypeError`` from the writer (bad input)
-        unchanged; any other writer error is logged and gives False.
+        unchanged; any other writer error is logged and gives False. After a
+        writer error or a cancellation the key is invalidated before the cache
+        serves it again (the commit's outcome is unknown).
         """
         parsed = CacheKeys.parse(key)
         family = family_of(value)
@@ -76,8 +78,13 @@ class WriteThrough:
         except (ValueError, TypeError):
             self._stats.add(family, "write_failures")
             raise
-        except Exception as exc:
+        except BaseException as exc:
+            # The store may have committed before the error (a lost COMMIT reply)
+            # or the cancellation: the cached value can no longer be trusted.
             self._stats.add(family, "write_failures")
+            self._fallback.remember_invalidation(key, family, None)
+            if not isinstance(exc, Exception):
+                raise
             _log.warning("write-through: commit failed key=%s: %r", key, exc)
             return False
         committed = dataclasses.replace(value, version=version)
@@ -105,6 +112,10 @@ class WriteThrough:
             self._stats.add(entry.family, "writes")
         try:
             await self._cache_batch(batch)
+        except BaseException:
+            # Cancelled mid-update: the committed values may not have reached Redis.
+            self._remember(batch)
+            raise
         finally:
             self._detach_loads([(entry.key, entry.family) for entry in batch])
 
@@ -161,6 +172,9 @@ class WriteThrough:
             _log.warning("invalidation of %s failed (%r); remembered for recovery", key, exc)
             fallback.remember_invalidation(key, parsed.family, version)
             return False
+        except BaseException:
+            fallback.remember_invalidation(key, parsed.family, version)
+            raise
         finally:
             self._detach_loads([(key, parsed.family)])
         return True
