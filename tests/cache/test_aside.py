@@ -13,7 +13,8 @@ from runtime.cache import metrics
 from runtime.cache.codecs import decode_hash
 from runtime.cache.facade import TradingCache
 from runtime.cache.fallback import FallbackHandler
-from runtime.cache.models import CacheKeys, Family
+from runtime.cache.manager import CacheManager
+from runtime.cache.models import CacheKeys, Family, KeySchema
 from runtime.cache.patterns.aside import CacheAside
 from runtime.data import Store
 from runtime.domain import Price, Side
@@ -396,3 +397,22 @@ async def test_a_caller_arriving_as_the_last_waiter_cancels_gets_a_value_not_a_c
     assert value.bid == Decimal("5.00")
     with pytest.raises(asyncio.CancelledError):
         await first
+
+
+async def test_a_load_slower_than_the_fence_margin_is_returned_but_not_cached(
+    manager: CacheManager, store: Store
+) -> None:
+    schema = KeySchema(fence_margin=0.05)
+    async with FallbackHandler(manager, schema=schema, operation_timeout=3.0) as handler:
+        aside = CacheAside(handler)
+        await store.put_price(price(SYMBOL, "4.00"))
+
+        async def slow_loader() -> Price | None:
+            await asyncio.sleep(0.1)  # longer than the 50 ms fence margin
+            return await store.get_price(SYMBOL)
+
+        value = await aside.get(CacheKeys.price(SYMBOL), slow_loader)
+        assert value is not None
+        assert value.bid == Decimal("4.00")
+        assert await manager.get_connection().exists(CacheKeys.price(SYMBOL)) == 0
+        await aside.close()

@@ -96,8 +96,12 @@ async def layer(
 
 @asynccontextmanager
 async def direct(url: str) -> AsyncIterator[Redis]:
-    """A plain client to look at the server behind the layer's back."""
-    client = redis_async.Redis.from_url(url)
+    """A plain client to look at the server behind the layer's back.
+
+    Its socket timeout is generous (a ``DEBUG RELOAD`` on a loaded machine takes
+    seconds); the tests' own ``asyncio.timeout`` hang guards bound it.
+    """
+    client = redis_async.Redis.from_url(url, socket_timeout=30.0)
     try:
         yield client
     finally:

@@ -322,11 +322,14 @@ class TradingCache:
         flight_key = (PAIR_LOAD, symbol)
 
         async def work() -> tuple[Position | None, AccountRisk | None]:
+            started = time.monotonic()
             position, risk = await self._fallback.load(
                 lambda: self._source.get_position_and_risk(symbol)
             )
             self._stats.add(Family.POSITION, "loads")
             self._stats.add(Family.RISK, "loads")
+            if (time.monotonic() - started) * 1000 >= self._fallback.schema.fence_margin_ms:
+                return position, risk  # too slow to trust against expired fences (C7)
             batch = [
                 Entry(keys[3], Family.POSITION, position if position is not None else ABSENT),
                 Entry(keys[4], Family.RISK, risk if risk is not None else ABSENT),

@@ -342,6 +342,11 @@ class KeySchema:
         """The family's TTL in milliseconds."""
         return self._ttl_ms[family]
 
+    @property
+    def fence_margin_ms(self) -> int:
+        """How long a fence outlives its entry; a load slower than this is not cached."""
+        return self._fence_margin_ms
+
     def fence_ttl_ms(self, family: Family) -> int:
         """How long a version fence of the family lives, in milliseconds."""
         return self._ttl_ms[family] + self._fence_margin_ms

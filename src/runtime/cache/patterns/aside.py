@@ -209,20 +209,26 @@ class CacheAside:
 
     async def _load_and_store(self, key: str, parsed: ParsedKey, loader: Loader[Any]) -> Any:
         family = parsed.family
+        started = time.monotonic()
         try:
             value = await self._fallback.load(loader)
         except BaseException:
             self._stats.add(family, "load_errors")
             raise
         self._stats.add(family, "loads")
+        if value is not None and family_of(value) is not family:
+            raise InvalidValueError(
+                "loader result", value, f"is not a {family.value} entity for {key!r}"
+            )
+        if (time.monotonic() - started) * 1000 >= self._schema.fence_margin_ms:
+            # A write's fence may have expired while this load ran: its value could
+            # be older than what the cache has seen, so it is returned, not cached (C7).
+            _log.warning("load of %s outlived the fence margin; not cached", key)
+            return value
         if value is None:
             if self._negative:
                 await self.store([Entry(key, family, ABSENT)])
             return None
-        if family_of(value) is not family:
-            raise InvalidValueError(
-                "loader result", value, f"is not a {family.value} entity for {key!r}"
-            )
         await self.store([Entry(key, family, value)])
         return value
 
