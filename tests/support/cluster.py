@@ -10,15 +10,14 @@ also when the test failed.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import TracebackType
 
 import pytest
 import redis.asyncio as redis_async
 
+from support.deployment import Deployment
 from support.redis_server import RedisServer, RedisServerError
 from support.sentinel import wait_for
 
@@ -46,20 +45,19 @@ async def _node(port: int, *args: str) -> object:
         await client.aclose()
 
 
-class ClusterDeployment:
+class ClusterDeployment(Deployment):
     """Six nodes in one cluster; ``url`` is the manager URL (all nodes as startup nodes)."""
 
     def __init__(self, root: Path) -> None:
-        self._root = root
+        super().__init__(root)
         self.nodes = [
             RedisServer(extra_args=_NODE_ARGS, directory=self._dir(f"node{i}"), cluster_bus=True)
             for i in range(6)
         ]
 
-    def _dir(self, name: str) -> Path:
-        path = self._root / name
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+    @property
+    def servers(self) -> list[RedisServer]:
+        return list(self.nodes)
 
     @property
     def url(self) -> str:
@@ -118,27 +116,6 @@ class ClusterDeployment:
     async def node_id(self, node: RedisServer) -> str:
         reply = await _node(node.port, "CLUSTER", "MYID")
         return reply.decode() if isinstance(reply, bytes) else str(reply)
-
-    async def close(self) -> None:
-        for node in self.nodes:
-            await node.close()
-        shutil.rmtree(self._root, ignore_errors=True)
-
-    async def __aenter__(self) -> ClusterDeployment:
-        try:
-            await self.start()
-        except BaseException:
-            await self.close()
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
 
 @pytest.fixture(name="cluster_deployment")

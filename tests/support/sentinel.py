@@ -9,15 +9,14 @@ calls even when the test fails. Failover is fast: ``down-after-milliseconds``
 from __future__ import annotations
 
 import asyncio
-import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from types import TracebackType
 
 import pytest
 import redis.asyncio as redis_async
 
+from support.deployment import Deployment
 from support.redis_server import RedisServer, RedisServerError
 
 __all__ = [
@@ -83,19 +82,14 @@ async def _info(port: int, section: str) -> dict[str, object]:
         await client.aclose()
 
 
-class SentinelDeployment:
+class SentinelDeployment(Deployment):
     """Primary, replica and three sentinels; ``url`` is the manager URL."""
 
     def __init__(self, root: Path) -> None:
-        self._root = root
+        super().__init__(root)
         self.primary = RedisServer(extra_args=_FAST_REPLICATION, directory=self._dir("primary"))
         self.replica: RedisServer | None = None
         self.sentinels: list[SentinelServer] = []
-
-    def _dir(self, name: str) -> Path:
-        path = self._root / name
-        path.mkdir(parents=True, exist_ok=True)
-        return path
 
     @property
     def url(self) -> str:
@@ -155,27 +149,6 @@ class SentinelDeployment:
             return True
 
         await wait_for(settled, f"sentinels agree on primary {primary_port}")
-
-    async def close(self) -> None:
-        for server in self.servers:
-            await server.close()
-        shutil.rmtree(self._root, ignore_errors=True)
-
-    async def __aenter__(self) -> SentinelDeployment:
-        try:
-            await self.start()
-        except BaseException:
-            await self.close()
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
 
 @pytest.fixture(name="sentinel_deployment")

@@ -397,12 +397,10 @@ class TradingCache:
     async def update_market(self, price: Price, bids: BookSide, asks: BookSide) -> None:
         """A market-data update: price and both book sides in one store transaction,
         then one atomic cache step. The store's errors propagate."""
-        for key in (
-            CacheKeys.price(price.symbol),
-            CacheKeys.book(bids.symbol, bids.side),
-            CacheKeys.book(asks.symbol, asks.side),
-        ):
-            CacheKeys.parse(key)
+        # Validate the identifiers (C2) before anything is committed.
+        CacheKeys.price(price.symbol)
+        CacheKeys.book(bids.symbol, bids.side)
+        CacheKeys.book(asks.symbol, asks.side)
 
         async def writer() -> Sequence[Entity]:
             async with self._source.transaction() as tx:
